@@ -1,0 +1,2 @@
+"""cinekit: consistent characters across panels and shots."""
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Engines turn a resolved Job into frames. Import them through ``registry`` (lazily)."""

@@ -1,0 +1,77 @@
+"""The resolved job: everything an engine needs to render one shot, already validated.
+
+Every engine receives the same ``Job``; engines differ only in how they turn it into pixels.
+A job is plain data (picklable for Ray, serialisable with ``to_record`` for metadata and the
+manifest): the pose track is computed once by the planner, never by an engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+Kind = Literal["still", "clip"]
+
+
+@dataclass(frozen=True)
+class JobCharacter:
+    """One character as placed in a shot."""
+
+    name: str
+    spec_path: str            # the character's YAML, absolute
+    position: float           # horizontal placement in [0, 1] of the frame (0 left)
+    scale: float = 1.0        # relative to the camera's framing
+    mirror: bool = False      # faces the other way
+    z: int = 0                # draw order: higher is in front
+    view: str = "front"       # front | three_quarter | side | back: picks the reference
+
+
+@dataclass(frozen=True, eq=False)
+class Job:
+    """One still or clip to render.
+
+    ``pose`` is the per-frame pose track ``(frames, characters, 18, 2)`` in output pixels
+    (NaN = joint not visible); ``frames`` is 1 for a still and ``round(duration * fps)`` for a clip.
+    """
+
+    shot_id: str
+    shotlist: str             # shot list path relative to the project root
+    kind: Kind
+    engine: str
+    width: int
+    height: int
+    fps: float
+    frames: int
+    seed: int
+    steps: int
+    guidance: float
+    prompt: str               # character placeholders already substituted
+    negative: str
+    characters: tuple[JobCharacter, ...]
+    pose: np.ndarray          # (frames, characters, 18, 2) pixels
+    output: str               # output stem relative to the output folder, e.g. "ep01/s010"
+    background: tuple[int, int, int] | str = (235, 235, 240)  # RGB or an absolute image path
+    camera: str = "medium"
+    model: str | None = None  # named model set in cinekit.yaml (diffusers engines)
+    refine: float | None = None
+    raw_prompt: str = ""
+    options: dict[str, Any] = field(default_factory=dict)  # engine-specific, JSON-safe
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.fps if self.kind == "clip" else 0.0
+
+    def to_record(self) -> dict[str, Any]:
+        """JSON-safe description (no pose array; its digest stands in for it)."""
+        import hashlib
+
+        rec = asdict(self)
+        rec["pose"] = {
+            "shape": list(self.pose.shape),
+            "sha256": hashlib.sha256(np.ascontiguousarray(self.pose, dtype=np.float64).tobytes()).hexdigest(),
+        }
+        rec["characters"] = [asdict(c) for c in self.characters]
+        rec["background"] = list(self.background) if isinstance(self.background, tuple) else self.background
+        return rec
