@@ -1,0 +1,1 @@
+"""The identity core: one object per character, shared by every engine."""

@@ -1,0 +1,189 @@
+"""Load a character's identity once: reference art, masks, rig, palette.
+
+Every engine reads characters through an ``IdentityStore`` so references are decoded once per
+run, whatever the number of shots. Heavier derived data (IP-Adapter image embeddings,
+reference latents) is cached by the diffusers modules keyed on ``Reference.sha256``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import yaml
+from PIL import Image
+
+from cinekit.errors import UserError
+from cinekit.pose.skeleton import INDEX, empty_pose
+from cinekit.spec.models import CharacterSpec, parse_color
+
+# AnimatedDrawings char_cfg.yaml joint names -> COCO-18 names ("right" = character's right in both).
+ANIMATED_DRAWINGS_TO_COCO = {
+    "neck": "neck",
+    "right_shoulder": "right_shoulder", "right_elbow": "right_elbow", "right_hand": "right_wrist",
+    "left_shoulder": "left_shoulder", "left_elbow": "left_elbow", "left_hand": "left_wrist",
+    "right_hip": "right_hip", "right_knee": "right_knee", "right_foot": "right_ankle",
+    "left_hip": "left_hip", "left_knee": "left_knee", "left_foot": "left_ankle",
+}
+
+# Views ordered by how well each stands in for another (nearest first).
+_VIEW_FALLBACK = {
+    "front": ("front", "three_quarter", "side", "back"),
+    "three_quarter": ("three_quarter", "front", "side", "back"),
+    "side": ("side", "three_quarter", "front", "back"),
+    "back": ("back", "side", "three_quarter", "front"),
+}
+
+
+@dataclass(frozen=True, eq=False)
+class Reference:
+    path: Path
+    view: str
+    rgba: np.ndarray      # (H, W, 4) uint8
+    mask: np.ndarray      # (H, W) bool: the figure
+    sha256: str           # of the image file bytes (and the mask file's, when given)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.rgba.shape[1], self.rgba.shape[0]
+
+
+@dataclass(eq=False)
+class Identity:
+    name: str
+    spec: CharacterSpec
+    spec_path: Path
+    references: list[Reference]
+    rig: np.ndarray | None                       # (18, 2) pixels on references[0]; NaN = missing
+    rig_extra: dict[str, tuple[float, float]] = field(default_factory=dict)
+    palette: list[tuple[int, int, int]] = field(default_factory=list)
+
+    def reference_for(self, view: str) -> Reference:
+        """The reference whose view best matches ``view`` (front/three_quarter/side/back)."""
+        by_view = {r.view: r for r in reversed(self.references)}
+        for candidate in _VIEW_FALLBACK.get(view, (view,)):
+            if candidate in by_view:
+                return by_view[candidate]
+        return self.references[0]
+
+    @property
+    def files(self) -> list[Path]:
+        """Every file this identity reads (for cache keys)."""
+        out = [self.spec_path]
+        for ref, spec in zip(self.references, self.spec.references):
+            out.append(ref.path)
+            if spec.mask:
+                out.append(resolve(self.spec_path, spec.mask))
+        if self.spec.rig and self.spec.rig.from_:
+            out.append(resolve(self.spec_path, self.spec.rig.from_))
+        out += [resolve(self.spec_path, x.file) for x in self.spec.lora]
+        out += [resolve(self.spec_path, x.file) for x in self.spec.embeddings]
+        return out
+
+
+def resolve(spec_path: Path, rel: str) -> Path:
+    """A path in a YAML file is relative to that file."""
+    return (Path(spec_path).parent / rel).resolve()
+
+
+def _load_reference(spec_path: Path, image: str, view: str, mask: str | None) -> Reference:
+    path = resolve(spec_path, image)
+    digest = hashlib.sha256(path.read_bytes())
+    with Image.open(path) as im:
+        rgba = np.asarray(im.convert("RGBA")).copy()
+    if mask:
+        mask_path = resolve(spec_path, mask)
+        digest.update(mask_path.read_bytes())
+        with Image.open(mask_path) as m:
+            m = m.convert("L")
+            if m.size != (rgba.shape[1], rgba.shape[0]):
+                raise UserError(f"{mask_path}: mask is {m.size[0]}x{m.size[1]}, image is {rgba.shape[1]}x{rgba.shape[0]}",
+                                hint="a reference mask must have the same size as its image")
+            fig = np.asarray(m) > 127
+        # With a separate mask, the mask defines the figure (an opaque scan becomes a cut-out).
+        rgba[..., 3] = np.where(fig, rgba[..., 3], 0)
+    else:
+        fig = rgba[..., 3] > 127
+        if fig.all():
+            raise UserError(f"{path}: the reference has no transparent background and no mask",
+                            hint="save the art with alpha, or give `mask:` (white = figure)")
+    return Reference(path=path, view=view, rgba=rgba, mask=fig, sha256=digest.hexdigest())
+
+
+def load_rig(spec: CharacterSpec, spec_path: Path) -> tuple[np.ndarray | None, dict[str, tuple[float, float]]]:
+    """The rig as a COCO-18 ``(18, 2)`` array on references[0] (pixels) plus extra named joints."""
+    if spec.rig is None:
+        return None, {}
+    if spec.rig.joints is not None:
+        pose = empty_pose()
+        extra = {}
+        for name, xy in spec.rig.joints.items():
+            if name in INDEX:
+                pose[INDEX[name]] = xy
+            else:
+                extra[name] = tuple(xy)
+        return pose, extra
+    cfg_path = resolve(spec_path, spec.rig.from_)
+    cfg = yaml.safe_load(cfg_path.read_text())
+    pose = empty_pose()
+    extra = {}
+    for joint in cfg.get("skeleton", []):
+        name, loc = joint["name"], joint["loc"]
+        if name in ANIMATED_DRAWINGS_TO_COCO:
+            pose[INDEX[ANIMATED_DRAWINGS_TO_COCO[name]]] = loc
+        else:
+            extra[name] = (float(loc[0]), float(loc[1]))
+    return pose, extra
+
+
+def dominant_colours(rgba: np.ndarray, mask: np.ndarray, k: int = 5) -> list[tuple[int, int, int]]:
+    """The ``k`` most frequent colours inside ``mask``, quantised to 4 bits a channel (most frequent first).
+
+    Line art (very dark pixels) is skipped so the palette shows fills, not outlines.
+    """
+    px = rgba[..., :3][mask].astype(np.int32)
+    if px.size == 0:
+        return [(128, 128, 128)]
+    px = px[px.sum(axis=1) > 90] if (px.sum(axis=1) > 90).any() else px
+    q = (px >> 4)
+    keys = (q[:, 0] << 8) | (q[:, 1] << 4) | q[:, 2]
+    counts = np.bincount(keys, minlength=4096)
+    top = np.argsort(counts)[::-1][:k]
+    out = []
+    for key in top:
+        if counts[key] == 0:
+            break
+        sel = px[keys == key]
+        out.append(tuple(int(v) for v in sel.mean(axis=0).round()))
+    return out
+
+
+def load_identity(spec: CharacterSpec, spec_path: Path) -> Identity:
+    references = [_load_reference(spec_path, r.image, r.view, r.mask) for r in spec.references]
+    rig, extra = load_rig(spec, spec_path)
+    if spec.palette:
+        palette = [parse_color(c) for c in spec.palette]
+    else:
+        palette = dominant_colours(references[0].rgba, references[0].mask)
+    return Identity(spec.name, spec, Path(spec_path), references, rig, extra, palette)
+
+
+class IdentityStore:
+    """Loads each character's identity once per run (thread-safe), by name."""
+
+    def __init__(self, characters: dict[str, tuple[CharacterSpec, Path]]):
+        self._characters = characters
+        self._loaded: dict[str, Identity] = {}
+        self._lock = threading.Lock()
+        self.loads = 0  # how many identities were actually read from disk (tests assert on it)
+
+    def get(self, name: str) -> Identity:
+        with self._lock:
+            if name not in self._loaded:
+                spec, path = self._characters[name]
+                self._loaded[name] = load_identity(spec, path)
+                self.loads += 1
+            return self._loaded[name]

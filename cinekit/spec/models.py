@@ -1,0 +1,261 @@
+"""Pydantic models: the only schema of cinekit's YAML files.
+
+Every model forbids unknown keys (the loader turns that into a "did you mean" hint) and is
+frozen. Cross-file checks (unknown characters, missing files, duplicate ids) live in
+``spec.validate``; this module only states the shape and ranges of each file.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64)]
+Size = tuple[Annotated[int, Field(gt=0)], Annotated[int, Field(gt=0)]]
+Unit = Annotated[float, Field(ge=0.0, le=1.0)]
+View = Literal["front", "three_quarter", "side", "back"]
+CameraPreset = Literal["close_up", "medium", "full", "wide"]
+Ease = Literal["linear", "ease_in", "ease_out", "ease_in_out", "hold"]
+PositionName = Literal["far_left", "left", "center", "right", "far_right"]
+
+_HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def parse_color(value: Any) -> tuple[int, int, int] | None:
+    """'#rrggbb' or [r, g, b] -> (r, g, b); anything else -> None."""
+    if isinstance(value, str) and _HEX.match(value):
+        return tuple(int(value[i : i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
+    if isinstance(value, (list, tuple)) and len(value) == 3 and all(isinstance(v, int) and 0 <= v <= 255 for v in value):
+        return tuple(value)  # type: ignore[return-value]
+    return None
+
+
+# --------------------------------------------------------------------------- cinekit.yaml
+class EngineDefaults(Strict):
+    still: str = "previz"
+    clip: str = "previz"
+
+
+class Defaults(Strict):
+    size: Size = (768, 512)
+    fps: Annotated[float, Field(gt=0)] = 12
+    seed: Annotated[int, Field(ge=0)] = 0
+    steps: Annotated[int, Field(ge=1, le=1000)] = 25
+    guidance: Annotated[float, Field(ge=0, le=50)] = 7.0
+    background: str | list[int] = "#ebebf0"
+
+
+class Limits(Strict):
+    """Sanity limits; a shot outside them is an error (raise them here if you mean it)."""
+
+    max_duration: Annotated[float, Field(gt=0)] = 120.0
+    max_fps: Annotated[float, Field(gt=0)] = 60.0
+    min_size: Annotated[int, Field(ge=8)] = 64
+    max_size: Annotated[int, Field(ge=8)] = 4096
+    max_characters: Annotated[int, Field(ge=1)] = 8
+
+
+class ControlNets(Strict):
+    openpose: str | None = None
+    depth: str | None = None
+    canny: str | None = None
+
+
+class IPAdapterSpec(Strict):
+    path: str
+    subfolder: str = "models"
+    weight: str = "ip-adapter_sd15.safetensors"
+    image_encoder: str | None = None  # folder; default <path>/<subfolder>/image_encoder
+
+
+class ModelSet(Strict):
+    """A named set of local model files (diffusers engines)."""
+
+    family: Literal["sd15", "sdxl"] = "sd15"
+    base: str                                     # diffusers folder, one .safetensors file, or a cached hub id
+    config: str | None = None                     # local diffusers folder for single-file loading
+    vae: str | None = None
+    controlnet: ControlNets = ControlNets()
+    ip_adapter: IPAdapterSpec | None = None
+    motion_adapter: str | None = None
+    scheduler: str | None = None                  # diffusers scheduler class name
+
+
+class Gate(Strict):
+    min: float | None = None
+    max: float | None = None
+
+
+class ProjectConfig(Strict):
+    output: str = "renders"
+    engines: EngineDefaults = EngineDefaults()
+    defaults: Defaults = Defaults()
+    limits: Limits = Limits()
+    models: dict[Name, ModelSet] = {}
+    annotators: str | None = None       # controlnet-aux annotator folder (pose detection)
+    embedder: str | None = None         # CLIP vision / DINOv2 folder (identity scores)
+    gates: dict[str, Gate] = {}
+
+
+# --------------------------------------------------------------------------- characters
+class ReferenceSpec(Strict):
+    image: str
+    view: View = "front"
+    mask: str | None = None
+
+
+class RigSpec(Strict):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    joints: dict[str, tuple[float, float]] | None = None
+    from_: str | None = Field(default=None, alias="from")   # AnimatedDrawings char_cfg.yaml
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "RigSpec":
+        if (self.joints is None) == (self.from_ is None):
+            raise ValueError("give either 'joints' or 'from', not both and not neither")
+        return self
+
+
+class LoraSpec(Strict):
+    file: str
+    weight: Annotated[float, Field(ge=-4, le=4)] = 1.0
+    trigger: str | None = None
+
+
+class EmbeddingSpec(Strict):
+    file: str
+    token: Annotated[str, Field(min_length=1)]
+
+
+class IdentitySettings(Strict):
+    ip_adapter: Annotated[float, Field(ge=0, le=2)] = 0.7
+    reference_attention: Unit = 0.6
+    style_fidelity: Unit = 0.5
+
+
+class CharacterSpec(Strict):
+    name: Name
+    description: str = ""
+    negative: str = ""
+    references: Annotated[list[ReferenceSpec], Field(min_length=1)]
+    rig: RigSpec | None = None
+    palette: list[str] | None = None    # '#rrggbb' colours overriding the ones read from the art
+    lora: list[LoraSpec] = []
+    embeddings: list[EmbeddingSpec] = []
+    identity: IdentitySettings = IdentitySettings()
+
+    @field_validator("palette")
+    @classmethod
+    def _hex_colours(cls, value):
+        for c in value or []:
+            if not _HEX.match(c):
+                raise ValueError(f"{c!r} is not a '#rrggbb' colour")
+        return value
+
+
+# --------------------------------------------------------------------------- shot lists
+class Keyframe(Strict):
+    at: Annotated[float, Field(ge=0)]
+    pose: str
+    ease: Ease = "linear"
+
+
+class PoseSpec(Strict):
+    """A pose source other than a plain library name: exactly one of the source keys."""
+
+    keyframes: Annotated[list[Keyframe], Field(min_length=1)] | None = None
+    bvh: str | None = None
+    openpose: str | None = None
+    video: str | None = None
+    detect: str | None = None
+    motion: str | None = None           # a motion stored in the project's poses/ library
+    start: Annotated[float, Field(ge=0)] | None = None
+    end: Annotated[float, Field(gt=0)] | None = None
+    speed: Annotated[float, Field(gt=0, le=20)] = 1.0
+    loop: bool = False
+    view: Literal["front", "side", "auto"] = "auto"
+    person: Annotated[int, Field(ge=0)] = 0
+
+    @property
+    def source(self) -> str:
+        return next(k for k in SOURCES if getattr(self, k) is not None)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "PoseSpec":
+        given = [k for k in SOURCES if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of {', '.join(SOURCES)} (got {', '.join(given) or 'none'})")
+        if self.start is not None and self.end is not None and self.end <= self.start:
+            raise ValueError("'end' must be after 'start'")
+        return self
+
+
+SOURCES = ("keyframes", "bvh", "openpose", "video", "detect", "motion")
+
+
+class CameraSpec(Strict):
+    center: tuple[Unit, Unit] = (0.5, 0.5)
+    scale: Annotated[float, Field(gt=0, le=20)] = 1.0
+
+
+class ShotCharacter(Strict):
+    name: Name
+    position: PositionName | Unit = "center"
+    pose: str | PoseSpec = "stand"
+    mirror: bool = False
+    scale: Annotated[float, Field(gt=0, le=10)] = 1.0
+    view: View | None = None
+    z: int = 0
+
+
+class ShotDefaults(Strict):
+    size: Size | None = None
+    fps: Annotated[float, Field(gt=0)] | None = None
+    seed: Annotated[int, Field(ge=0)] | None = None
+    steps: Annotated[int, Field(ge=1, le=1000)] | None = None
+    guidance: Annotated[float, Field(ge=0, le=50)] | None = None
+    engine: str | None = None
+    model: str | None = None
+    background: str | list[int] | None = None
+    camera: CameraPreset | CameraSpec | None = None
+
+
+class Shot(Strict):
+    id: Name
+    kind: Literal["still", "clip"] = "still"
+    duration: Annotated[float, Field(gt=0)] | None = None
+    prompt: str = ""
+    negative: str = ""
+    camera: CameraPreset | CameraSpec | None = None
+    characters: list[ShotCharacter] = []
+    size: Size | None = None
+    fps: Annotated[float, Field(gt=0)] | None = None
+    seed: Annotated[int, Field(ge=0)] | None = None
+    steps: Annotated[int, Field(ge=1, le=1000)] | None = None
+    guidance: Annotated[float, Field(ge=0, le=50)] | None = None
+    engine: str | None = None
+    model: str | None = None
+    background: str | list[int] | None = None
+    refine: Unit | None = None
+    continue_from: str | None = None
+    options: dict[str, Any] = {}
+
+    @model_validator(mode="after")
+    def _clip_needs_duration(self) -> "Shot":
+        if self.kind == "clip" and self.duration is None:
+            raise ValueError("a clip needs 'duration' (seconds)")
+        if self.kind == "still" and self.duration is not None:
+            raise ValueError("a still has no 'duration' (use kind: clip)")
+        return self
+
+
+class ShotList(Strict):
+    defaults: ShotDefaults = ShotDefaults()
+    shots: Annotated[list[Shot], Field(min_length=1)]
