@@ -27,6 +27,7 @@ class Runtime:
     low_vram: bool = False            # CPU offload on CUDA
     loader: Any = None                # model loader (cinekit.engines.loader), injected in tests
     stats: dict[str, int] = field(default_factory=dict)  # counters tests assert on (loads, encodings)
+    debug: bool = False               # CINEKIT_DEBUG=1: let unexpected exceptions propagate
 
     @classmethod
     def for_project(cls, project: "Project", **kwargs) -> "Runtime":

@@ -1,0 +1,3 @@
+from cinekit.cli import main
+
+main()

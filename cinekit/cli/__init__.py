@@ -1,0 +1,79 @@
+"""The ``cinekit`` command line: this module only wires the command groups together.
+
+Errors are mapped to exit codes in one place (``CinekitGroup``): 0 ok, 1 spec/user error,
+2 usage, 3 engine/runtime failure. ``CINEKIT_DEBUG=1`` shows tracebacks.
+Nothing here imports torch: engines are imported when a command needs them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+from typer.core import TyperGroup
+
+from cinekit.errors import CinekitError
+
+
+class CinekitGroup(TyperGroup):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except CinekitError as exc:
+            from cinekit.cli.ui import err_console
+
+            if os.environ.get("CINEKIT_DEBUG") == "1":
+                raise
+            err_console().print(f"[bold red]error:[/] {exc.format()}", markup=True, highlight=False)
+            ctx.exit(exc.exit_code)
+        except (KeyboardInterrupt, SystemExit, typer.Exit):
+            raise
+        except Exception as exc:  # click's own exceptions are subclasses of ClickException, handled below
+            import click
+
+            if isinstance(exc, (click.ClickException, click.exceptions.Exit, click.exceptions.Abort)):
+                raise
+            if os.environ.get("CINEKIT_DEBUG") == "1":
+                raise
+            from cinekit.cli.ui import err_console
+
+            err_console().print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc}\n"
+                                "    hint: run again with CINEKIT_DEBUG=1 for the traceback, and report it",
+                                highlight=False)
+            ctx.exit(3)
+
+
+app = typer.Typer(cls=CinekitGroup, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="cinekit: the same character in every panel and every frame.")
+
+
+def _wire() -> None:
+    from cinekit.cli import poses, project, render
+
+    project.register(app)
+    render.register(app)
+    app.add_typer(poses.app, name="poses")
+    for module, name in (("cinekit.cli.models", "models"),):
+        try:
+            mod = __import__(module, fromlist=["app"])
+        except ImportError:
+            continue
+        app.add_typer(mod.app, name=name)
+    for module in ("cinekit.cli.sheet", "cinekit.cli.score"):
+        try:
+            mod = __import__(module, fromlist=["register"])
+        except ImportError:
+            continue
+        mod.register(app)
+
+
+_wire()
+
+
+def main() -> None:
+    app(prog_name="cinekit")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""`cinekit poses list | show | import`: the pose library (bundled + the project's poses/)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from cinekit.cli.ui import console
+from cinekit.errors import UserError
+
+app = typer.Typer(no_args_is_help=True, help="The pose library: bundled poses and the project's poses/ folder.")
+
+
+def _project_pose_dir(project: Path | None) -> list[Path]:
+    from cinekit.spec.project import find_root
+
+    try:
+        return [find_root(project or Path(".")) / "poses"]
+    except UserError:
+        return []
+
+
+@app.command("list")
+def list_poses(project: Path = typer.Option(None, help="Project folder (default: the current one, if any).")):
+    """Every named pose and stored motion."""
+    from cinekit.pose.library import load_library
+
+    library = load_library(_project_pose_dir(project))
+    for name in sorted(library):
+        value = library[name]
+        kind = f"motion, {value.shape[0]} frames" if getattr(value, "ndim", 2) == 3 else "pose"
+        console().print(f"{name:16s} {kind}")
+
+
+@app.command()
+def show(name: str, out: Path = typer.Option(..., "--out", "-o", help="PNG to write."),
+         size: int = typer.Option(512, help="Image size in pixels (square)."),
+         project: Path = typer.Option(None, help="Project folder (default: the current one, if any).")):
+    """Draw a pose (OpenPose colours) to a PNG."""
+    import numpy as np
+
+    from cinekit.pose.camera import place
+    from cinekit.pose.draw import draw_control_map
+    from cinekit.pose.library import load_library
+    from cinekit.render.writers import write_png
+    from cinekit.spec.diagnose import suggest
+
+    library = load_library(_project_pose_dir(project))
+    if name not in library:
+        raise UserError(f"unknown pose {name!r}", hint=suggest(name, library) or "see `cinekit poses list`")
+    pose = np.asarray(library[name])
+    if pose.ndim == 3:
+        pose = pose[0]
+    side = max(64, size - size % 8)
+    pixels = place([pose], [0.5], None, "full", side, side)[0]
+    write_png(out, draw_control_map(pixels, side, side), {"pose": name})
+    console().print(f"wrote {out}")
+
+
+@app.command("import")
+def import_pose(file: Path = typer.Argument(..., help="BVH, OpenPose JSON (or a folder of them), skeleton video."),
+                name: str = typer.Option(..., "--name", "-n", help="Name in the project library."),
+                frame: int = typer.Option(None, help="Store only this frame as a still pose."),
+                view: str = typer.Option("auto", help="BVH projection: front | side | auto."),
+                project: Path = typer.Option(None, help="Project folder (default: the current one).")):
+    """Store a pose or a motion in the project's poses/ folder."""
+    from cinekit.pose.library import save_motion, save_pose
+    from cinekit.pose.motion import import_motion, to_body_space
+
+    dirs = _project_pose_dir(project)
+    if not dirs:
+        raise UserError("not inside a cinekit project", hint="run it in a project folder or pass --project")
+    options = {"view": view} if file.suffix.lower() == ".bvh" else {}
+    motion = import_motion(file, **options)
+    body = to_body_space(motion.poses)
+    dirs[0].mkdir(exist_ok=True)
+    target = dirs[0] / f"{name}.yaml"
+    if frame is not None or motion.frames == 1:
+        idx = frame or 0
+        if not 0 <= idx < motion.frames:
+            raise UserError(f"--frame {idx} is outside 0..{motion.frames - 1}")
+        save_pose(target, body[idx])
+        console().print(f"stored pose {name!r} in {target}")
+    else:
+        save_motion(target, body, motion.fps)
+        console().print(f"stored motion {name!r} ({motion.frames} frames at {motion.fps:g} fps) in {target}")

@@ -1,0 +1,1 @@
+"""From a validated project to files on disk: plan, run, write."""

@@ -1,0 +1,208 @@
+"""The planner: a validated shot becomes a resolved Job (pose track included).
+
+Every value an engine needs is decided here, once: size, fps, frame count, seed, the prompt
+with each character's identity tokens, and the per-frame pose track in output pixels
+(library pose / keyframes / motion file -> body space -> retargeted to each character's
+proportions -> mirrored -> framed by the camera).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cinekit.errors import UserError
+from cinekit.job import Job, JobCharacter
+from cinekit.spec.models import CameraSpec, PoseSpec, Shot, ShotList, parse_color
+from cinekit.spec.validate import PLACEHOLDER
+
+
+@dataclass(frozen=True)
+class PlannedShot:
+    shotlist: Path
+    shot: Shot
+    job: Job
+
+
+def identity_tokens(spec) -> str:
+    """What replaces ``{name}`` in a prompt: LoRA triggers, embedding tokens, then the description."""
+    parts = [lora.trigger for lora in spec.lora if lora.trigger]
+    parts += [emb.token for emb in spec.embeddings]
+    if spec.description:
+        parts.append(spec.description)
+    return ", ".join(parts) if parts else spec.name
+
+
+def substitute_prompt(prompt: str, characters: dict) -> str:
+    return PLACEHOLDER.sub(lambda m: identity_tokens(characters[m.group(1)][0]) if m.group(1) in characters else m.group(0), prompt)
+
+
+class Planner:
+    """Builds jobs for one project; caches what several shots share (library, rigs, motion files)."""
+
+    def __init__(self, project, engine_override: str | None = None):
+        from cinekit.pose.library import load_library
+
+        self.project = project
+        self.engine_override = engine_override
+        self.library = load_library([project.root / "poses"])
+        self._lengths: dict[str, np.ndarray] = {}
+        self._motions: dict[tuple, object] = {}
+
+    # -- per character ---------------------------------------------------------------
+    def lengths(self, name: str) -> np.ndarray:
+        """Bone lengths (body units) of a character: from its rig, else the default body."""
+        if name not in self._lengths:
+            from cinekit.identity.core import load_rig
+            from cinekit.pose.angles import DEFAULT_LENGTHS
+            from cinekit.pose.retarget import lengths_from_rig
+
+            spec, path = self.project.characters[name]
+            rig, _ = load_rig(spec, path)
+            if rig is None:
+                self._lengths[name] = DEFAULT_LENGTHS.copy()
+            else:
+                try:
+                    self._lengths[name] = lengths_from_rig(rig)[0]
+                except ValueError as exc:
+                    raise UserError(f"{self.project.rel(path)}: rig: {exc}",
+                                    hint="give every body joint (neck, shoulders, elbows, wrists, hips, knees, ankles)") from None
+        return self._lengths[name]
+
+    def _library_pose(self, name: str) -> np.ndarray:
+        pose = np.asarray(self.library[name], dtype=np.float64)
+        return pose
+
+    def body_track(self, pose, frames: int, fps: float, list_path: Path) -> np.ndarray:
+        """``(frames, 18, 2)`` body-space poses for one character's pose source."""
+        from cinekit.pose.keyframes import interpolate, sample_times
+
+        times = sample_times(frames, fps)
+        if isinstance(pose, str):
+            base = self._library_pose(pose)
+            if base.ndim == 3:  # a stored motion used by name
+                return self._resampled_library_motion(pose, fps, frames, PoseSpec(motion=pose))
+            return np.broadcast_to(base, (frames, 18, 2)).copy()
+        assert isinstance(pose, PoseSpec)
+        if pose.source == "keyframes":
+            keys = [(k.at, self._library_pose(k.pose), k.ease) for k in pose.keyframes]
+            return interpolate(keys, times)
+        if pose.source == "motion":
+            return self._resampled_library_motion(pose.motion, fps, frames, pose)
+        return self._resampled_file_motion(pose, fps, frames, list_path)
+
+    def _resampled_library_motion(self, name, fps, frames, pose: PoseSpec) -> np.ndarray:
+        from cinekit.pose.library import load_motion
+        from cinekit.pose.motion import resample
+
+        motion = load_motion(name, [self.project.root / "poses"])
+        return resample(motion, fps, start=pose.start, end=pose.end, speed=pose.speed, loop=pose.loop, frames=frames)
+
+    def _resampled_file_motion(self, pose: PoseSpec, fps, frames, list_path: Path) -> np.ndarray:
+        from cinekit.pose.motion import import_motion, resample, to_body_space
+
+        path = (list_path.parent / getattr(pose, pose.source)).resolve()
+        key = (pose.source, str(path), pose.view, pose.person)
+        if key not in self._motions:
+            if pose.source == "detect":
+                from cinekit.pose.detect import detect_poses
+
+                annot = (self.project.root / self.project.config.annotators).resolve()
+                self._motions[key] = detect_poses(path, annot)
+            elif pose.source == "bvh":
+                self._motions[key] = import_motion(path, view=pose.view)
+            else:
+                self._motions[key] = import_motion(path, person=pose.person)
+        motion = self._motions[key]
+        poses = resample(motion, fps, start=pose.start, end=pose.end, speed=pose.speed, loop=pose.loop, frames=frames)
+        return to_body_space(poses)
+
+    # -- per shot --------------------------------------------------------------------
+    def plan_shot(self, list_path: Path, shot_list: ShotList, shot: Shot) -> Job:
+        from cinekit.pose.camera import mirror, place
+        from cinekit.pose.retarget import retarget
+
+        cfg = self.project.config
+        d = shot_list.defaults
+
+        def pick(field):
+            value = getattr(shot, field)
+            if value is None:
+                value = getattr(d, field)
+            if value is None:
+                value = getattr(cfg.defaults, field)
+            return value
+
+        width, height = pick("size")
+        fps = float(pick("fps"))
+        frames = 1 if shot.kind == "still" else max(1, round(shot.duration * fps))
+        engine = self.engine_override or shot.engine or d.engine or getattr(cfg.engines, shot.kind)
+        model = shot.model or d.model or (next(iter(cfg.models)) if len(cfg.models) == 1 else None)
+        camera = shot.camera or d.camera or "medium"
+        camera_value = camera.model_dump() if isinstance(camera, CameraSpec) else camera
+
+        tracks, characters = [], []
+        for ch in shot.characters:
+            body = self.body_track(ch.pose, frames, fps, list_path)
+            body = retarget(body, self.lengths(ch.name))
+            if ch.mirror:
+                body = mirror(body, 0.0)
+            tracks.append(body)
+            view = ch.view or (ch.pose.view if isinstance(ch.pose, PoseSpec) and ch.pose.view == "side" else "front")
+            spec, spec_path = self.project.characters[ch.name]
+            from cinekit.pose.camera import position_value
+
+            characters.append(JobCharacter(name=ch.name, spec_path=str(spec_path), position=position_value(ch.position),
+                                           scale=ch.scale, mirror=ch.mirror, z=ch.z, view=view))
+        if tracks:
+            pose = place(tracks, [c.position for c in characters], [c.scale for c in characters], camera_value, width, height)
+        else:
+            pose = np.zeros((frames, 0, 18, 2))
+
+        background = pick("background")
+        colour = parse_color(background)
+        if colour is None:
+            base = list_path if (shot.background or d.background) else self.project.root / "cinekit.yaml"
+            background = str((base.parent / background).resolve())
+        else:
+            background = colour
+
+        negatives = [shot.negative] + [self.project.characters[c.name][0].negative for c in shot.characters]
+        options = dict(shot.options)
+        if shot.continue_from:
+            options["continue_from"] = shot.continue_from
+        return Job(
+            shot_id=shot.id, shotlist=self.project.rel(list_path), kind=shot.kind, engine=engine,
+            width=int(width), height=int(height), fps=fps, frames=frames,
+            seed=int(pick("seed")), steps=int(pick("steps")), guidance=float(pick("guidance")),
+            prompt=substitute_prompt(shot.prompt, self.project.characters),
+            negative=", ".join(n for n in negatives if n),
+            characters=tuple(characters), pose=pose.astype(np.float64),
+            output=f"{list_path.stem}/{shot.id}", background=background,
+            camera=camera if isinstance(camera, str) else "custom", model=model,
+            refine=shot.refine, raw_prompt=shot.prompt, options=options,
+        )
+
+    def plan(self, shot_ids: list[str] | None = None, kind: str | None = None) -> list[PlannedShot]:
+        """Jobs for every shot of every loaded list (optionally only some ids / one kind)."""
+        wanted = set(shot_ids or [])
+        out = []
+        for list_path, shot_list in self.project.shotlists.items():
+            for shot in shot_list.shots:
+                if wanted and shot.id not in wanted:
+                    continue
+                if kind and shot.kind != kind:
+                    continue
+                out.append(PlannedShot(list_path, shot, self.plan_shot(list_path, shot_list, shot)))
+        if wanted:
+            found = {p.shot.id for p in out}
+            missing = sorted(wanted - found)
+            if missing:
+                all_ids = [s.id for sl in self.project.shotlists.values() for s in sl.shots]
+                from cinekit.spec.diagnose import suggest
+
+                raise UserError(f"no {kind or ''} shot with id {', '.join(missing)}".replace("  ", " "),
+                                hint=suggest(missing[0], all_ids) or f"shots: {', '.join(all_ids)}")
+        return out

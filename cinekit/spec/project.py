@@ -1,0 +1,125 @@
+"""Load a whole project (cinekit.yaml, characters/*.yaml, shots/*.yaml) and validate it.
+
+``load_project`` collects every problem of every file before raising one ``SpecError``:
+users fix a project in one pass, not one error per run. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel, ValidationError
+
+from cinekit.errors import Collector, Problem, SpecError, UserError
+from cinekit.spec.diagnose import problems_from_validation
+from cinekit.spec.models import CharacterSpec, ProjectConfig, ShotList
+from cinekit.spec.yamlfile import YamlDoc, YamlSyntaxError, load_yaml
+
+CONFIG_NAME = "cinekit.yaml"
+
+
+@dataclass
+class Project:
+    root: Path
+    config: ProjectConfig
+    config_doc: YamlDoc | None
+    characters: dict[str, tuple[CharacterSpec, Path]] = field(default_factory=dict)
+    character_docs: dict[str, YamlDoc] = field(default_factory=dict)
+    shotlists: dict[Path, ShotList] = field(default_factory=dict)
+    shot_docs: dict[Path, YamlDoc] = field(default_factory=dict)
+    warnings: list[Problem] = field(default_factory=list)
+    allow_outside_paths: bool = False
+    allow_pickle: bool = False
+
+    @property
+    def output_dir(self) -> Path:
+        return (self.root / self.config.output).resolve()
+
+    def rel(self, path: Path) -> str:
+        """A path as shown to the user: relative to the project root when inside it."""
+        try:
+            return str(Path(path).resolve().relative_to(self.root))
+        except ValueError:
+            return str(path)
+
+
+def find_root(path: Path) -> Path:
+    """The folder holding cinekit.yaml, searching ``path`` and its parents."""
+    path = Path(path).resolve()
+    start = path if path.is_dir() else path.parent
+    for folder in (start, *start.parents):
+        if (folder / CONFIG_NAME).is_file():
+            return folder
+    raise UserError(f"no {CONFIG_NAME} found in {start} or its parents",
+                    hint="run `cinekit init DIR` to create a project, or pass the project folder")
+
+
+def _parse(path: Path, model: type[BaseModel], problems: Collector, rel: str):
+    """Parse + validate one file; problems are collected, never raised here."""
+    try:
+        doc = load_yaml(path)
+    except YamlSyntaxError as exc:
+        problems.error(rel, exc.line, exc.col, "", exc.message, "check indentation and quoting around that line")
+        return None, None
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.error(rel, None, None, "", f"cannot read file: {exc}")
+        return None, None
+    doc.path = Path(rel)
+    if not isinstance(doc.data, dict):
+        problems.error(rel, 1, 1, "", "expected a mapping at the top of the file")
+        return doc, None
+    try:
+        return doc, model.model_validate(doc.data)
+    except ValidationError as exc:
+        for p in problems_from_validation(doc, exc, model):
+            problems.add(p)
+        return doc, None
+
+
+def load_project(path: Path | str = ".", shotlists: list[Path] | None = None, *,
+                 allow_outside_paths: bool = False, allow_pickle: bool = False) -> Project:
+    """Load and validate the project containing ``path``; raise SpecError listing every problem.
+
+    ``shotlists``: the lists to load (default: every ``shots/*.yaml``).
+    """
+    from cinekit.spec.validate import validate_project  # cross-file checks
+
+    root = find_root(Path(path))
+    problems = Collector()
+    config_doc, config = _parse(root / CONFIG_NAME, ProjectConfig, problems, CONFIG_NAME)
+    project = Project(root=root, config=config or ProjectConfig(), config_doc=config_doc,
+                      allow_outside_paths=allow_outside_paths, allow_pickle=allow_pickle)
+
+    for char_path in sorted((root / "characters").glob("*.yaml")):
+        rel = project.rel(char_path)
+        doc, spec = _parse(char_path, CharacterSpec, problems, rel)
+        if spec is None:
+            continue
+        if spec.name in project.characters:
+            line, col = doc.mark(("name",))
+            other = project.rel(project.characters[spec.name][1])
+            problems.error(rel, line, col, "name", f"character {spec.name!r} is already defined in {other}",
+                           "give each character a unique name")
+            continue
+        project.characters[spec.name] = (spec, char_path.resolve())
+        project.character_docs[spec.name] = doc
+
+    if shotlists is None:
+        shotlists = sorted((root / "shots").glob("*.yaml"))
+    for list_path in shotlists:
+        list_path = Path(list_path).resolve()
+        rel = project.rel(list_path)
+        if not list_path.is_file():
+            problems.error(rel, None, None, "", "shot list not found")
+            continue
+        doc, shot_list = _parse(list_path, ShotList, problems, rel)
+        if shot_list is not None:
+            project.shotlists[list_path] = shot_list
+            project.shot_docs[list_path] = doc
+
+    validate_project(project, problems)
+    project.warnings = problems.warnings
+    if problems.errors:
+        raise SpecError(problems.problems)
+    return project
