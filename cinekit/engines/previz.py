@@ -15,6 +15,7 @@ from cinekit.job import Job
 from cinekit.pose.draw import draw_control_frames
 from cinekit.pose.skeleton import INDEX
 from cinekit.render.background import background
+from cinekit.spec.validate import PLACEHOLDER
 
 _LIMB_CHAINS = (
     ("right_shoulder", "right_elbow", "right_wrist"), ("left_shoulder", "left_elbow", "left_wrist"),
@@ -101,7 +102,8 @@ def burn_in(frame: np.ndarray, job: Job, index: int) -> np.ndarray:
     draw.text((6, 4), f"{job.shot_id}  {job.camera}", font=font, fill=(255, 255, 255, 255))
     tw = draw.textlength(code, font=font)
     draw.text((w - tw - 6, 4), code, font=font, fill=(255, 255, 255, 255))
-    lines = textwrap.wrap(job.raw_prompt or job.prompt, width=max(20, int(w / (size * 0.55))))[:2]
+    shown = PLACEHOLDER.sub(lambda m: m.group(1), job.raw_prompt or job.prompt)  # "{mika}" -> "mika"
+    lines = textwrap.wrap(shown, width=max(20, int(w / (size * 0.55))))[:2]
     if lines:
         bar = (size + 4) * len(lines) + 8
         draw.rectangle((0, h - bar, w, h), fill=(0, 0, 0, 150))

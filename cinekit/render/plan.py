@@ -94,10 +94,11 @@ class Planner:
         return self._resampled_file_motion(pose, fps, frames, list_path)
 
     def _resampled_library_motion(self, name, fps, frames, pose: PoseSpec) -> np.ndarray:
-        from cinekit.pose.library import load_motion
-        from cinekit.pose.motion import resample
+        from cinekit.pose.library import load_motions
+        from cinekit.pose.motion import Motion, resample
 
-        motion = load_motion(name, [self.project.root / "poses"])
+        poses, motion_fps = load_motions([self.project.root / "poses"])[name]
+        motion = Motion(poses, motion_fps, source=name)
         return resample(motion, fps, start=pose.start, end=pose.end, speed=pose.speed, loop=pose.loop, frames=frames)
 
     def _resampled_file_motion(self, pose: PoseSpec, fps, frames, list_path: Path) -> np.ndarray:

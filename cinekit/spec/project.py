@@ -77,6 +77,26 @@ def _parse(path: Path, model: type[BaseModel], problems: Collector, rel: str):
         return doc, None
 
 
+def _salvage(data: dict):
+    """A ShotList of the shots that validate on their own (others become None placeholders).
+
+    Used only to keep checking a file that has schema errors; such a project never renders.
+    """
+    from cinekit.spec.models import Shot, ShotDefaults
+
+    try:
+        defaults = ShotDefaults.model_validate(data.get("defaults") or {})
+    except ValidationError:
+        defaults = ShotDefaults()
+    shots = []
+    for item in data.get("shots") or []:
+        try:
+            shots.append(Shot.model_validate(item))
+        except ValidationError:
+            shots.append(None)
+    return ShotList.model_construct(defaults=defaults, shots=shots)
+
+
 def load_project(path: Path | str = ".", shotlists: list[Path] | None = None, *,
                  allow_outside_paths: bool = False, allow_pickle: bool = False) -> Project:
     """Load and validate the project containing ``path``; raise SpecError listing every problem.
@@ -114,11 +134,14 @@ def load_project(path: Path | str = ".", shotlists: list[Path] | None = None, *,
             problems.error(rel, None, None, "", "shot list not found")
             continue
         doc, shot_list = _parse(list_path, ShotList, problems, rel)
+        if shot_list is None and doc is not None and isinstance(doc.data, dict):
+            shot_list = _salvage(doc.data)  # so cross-file checks still run on the valid shots
         if shot_list is not None:
             project.shotlists[list_path] = shot_list
             project.shot_docs[list_path] = doc
 
     validate_project(project, problems)
+    problems.problems.sort(key=lambda p: (p.path != CONFIG_NAME, p.path, p.line or 0, p.col or 0))
     project.warnings = problems.warnings
     if problems.errors:
         raise SpecError(problems.problems)

@@ -134,12 +134,17 @@ def _check_shotlist(check: _Checker, doc: YamlDoc, shot_list: ShotList, path: Pa
     if shot_list.defaults.engine and shot_list.defaults.engine not in KNOWN_ENGINES:
         check.error(doc, ("defaults", "engine"), f"unknown engine {shot_list.defaults.engine!r}",
                     suggest(shot_list.defaults.engine, KNOWN_ENGINES))
-    for i, shot in enumerate(shot_list.shots):
-        at = ("shots", i)
-        if shot.id in seen:
-            check.error(doc, at + ("id",), f"duplicate shot id {shot.id!r} (first at shots[{seen[shot.id]}])",
+    # Duplicate ids are checked on the raw data, so shots with schema errors still count.
+    for i, raw in enumerate(doc.get(("shots",)) or []):
+        shot_id = raw.get("id") if isinstance(raw, dict) else None
+        if isinstance(shot_id, str) and shot_id in seen:
+            check.error(doc, ("shots", i, "id"), f"duplicate shot id {shot_id!r} (first at shots[{seen[shot_id]}])",
                         "shot ids name the output files: make them unique")
-        seen.setdefault(shot.id, i)
+        seen.setdefault(shot_id, i)
+    for i, shot in enumerate(shot_list.shots):
+        if shot is None:  # failed schema validation; already reported
+            continue
+        at = ("shots", i)
 
         # Sizes, rates, durations against the project's limits.
         if shot.size is not None:
