@@ -16,6 +16,13 @@ from typer.core import TyperGroup
 from cinekit.errors import CinekitError
 
 
+def _is_click_control_flow(exc: Exception) -> bool:
+    """Typer ships its own copy of click; recognise both by class name along the MRO."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    return bool(names & {"ClickException", "Exit", "Abort"}) and any(
+        cls.__module__.split(".")[0] in ("click", "typer") for cls in type(exc).__mro__)
+
+
 class CinekitGroup(TyperGroup):
     def invoke(self, ctx):
         try:
@@ -29,10 +36,8 @@ class CinekitGroup(TyperGroup):
             ctx.exit(exc.exit_code)
         except (KeyboardInterrupt, SystemExit, typer.Exit):
             raise
-        except Exception as exc:  # click's own exceptions are subclasses of ClickException, handled below
-            import click
-
-            if isinstance(exc, (click.ClickException, click.exceptions.Exit, click.exceptions.Abort)):
+        except Exception as exc:
+            if _is_click_control_flow(exc):  # usage errors (exit 2), --help, Abort: click handles them
                 raise
             if os.environ.get("CINEKIT_DEBUG") == "1":
                 raise
