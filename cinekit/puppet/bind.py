@@ -90,8 +90,11 @@ def _segments_for_regions(rig: np.ndarray, hip_mid: np.ndarray, head_top: np.nda
     j = lambda n: rig[INDEX[n]]  # noqa: E731
     regions = {
         "head": {"lines": [(j("neck"), head_top)]},
+        # The torso starts at the shoulder line, not at the neck joint: an AnimatedDrawings
+        # "neck" sits inside the drawn head, and the chin must not follow the chest.
         "torso": {
-            "lines": [(j("neck"), hip_mid), (j("neck"), j("right_shoulder")), (j("neck"), j("left_shoulder")),
+            "lines": [(0.5 * (j("right_shoulder") + j("left_shoulder")), hip_mid),
+                      (j("right_shoulder"), j("left_shoulder")),
                       (hip_mid, j("right_hip")), (hip_mid, j("left_hip"))],
             "poly": np.array([j("right_shoulder"), j("left_shoulder"), j("left_hip"), j("right_hip")]),
         },
@@ -179,3 +182,19 @@ def bind(mesh: Mesh, mask: np.ndarray, rig: np.ndarray) -> Binding:
     np.add.at(layer_w.T, part_layer, weights.T)
     tri_layer = layer_w[mesh.triangles].sum(axis=1).argmax(axis=1).astype(np.int32)
     return Binding(mesh=mesh, rig=rig, hip_mid=hip_mid, head_dir=head_dir, weights=weights, tri_layer=tri_layer)
+
+
+def layer_order(view: str, mirror: bool) -> list[int]:
+    """Draw order of ``LAYER_NAMES``, back to front.
+
+    The character's far side is its left (its right when mirrored: the flipped art's
+    "right" is the original left). In a front view both arms are in front of the torso
+    (a hand across the chest shows), the far one under the near one; in other views the
+    far arm goes behind the body. Legs are behind the torso (a skirt covers the thighs).
+    """
+    far, near = ("right", "left") if mirror else ("left", "right")
+    if view == "front":
+        names = [f"{far}_leg", f"{near}_leg", "torso", "head", f"{far}_arm", f"{near}_arm"]
+    else:
+        names = [f"{far}_arm", f"{far}_leg", f"{near}_leg", "torso", "head", f"{near}_arm"]
+    return [LAYER_NAMES.index(n) for n in names]

@@ -14,6 +14,7 @@ mip level, ``cv2.INTER_AREA``, in steps of sqrt(2)) is sampled instead of the fu
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import cv2
@@ -108,13 +109,19 @@ def draw_layers(
     tri_layer: np.ndarray,
     order: list[int],
     layer_alpha: dict[int, np.ndarray] | None = None,
+    timings: dict[str, float] | None = None,
 ) -> None:
     """Composite the mesh over ``canvas`` ``(H, W, 3)`` float32 (0..255), layers in ``order``.
 
     ``alpha`` ``(H, W)`` float32 (0..1), when given, accumulates the figure's own coverage.
-    ``layer_alpha``, when given, receives each layer's coverage ``(H, W)`` (tests, debugging).
+    ``layer_alpha``, when given, receives each layer's coverage ``(H, W)`` (tests, debugging);
+    ``timings`` accumulates seconds spent in "raster" (coverage, inverse maps) and
+    "composite" (texture sampling, blending).
     Vertices are ``(N, 2)`` pixels: ``src`` on the reference (level 0), ``dst`` on the output.
     """
+    clock = time.perf_counter
+    t0 = clock()
+    t_comp = 0.0
     height, width = canvas.shape[:2]
     tex, fx, fy = texture.level(scale)
     src_l = (src_vertices + 0.5) * (fx, fy) - 0.5
@@ -131,6 +138,7 @@ def draw_layers(
         map_y = np.full((bh, bw), -8.0, np.float32)
         map_x[ly - y0, lx - x0] = sx[sel]
         map_y[ly - y0, lx - x0] = sy[sel]
+        t1 = clock()
         patch = cv2.remap(tex, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                           borderValue=(0, 0, 0, 0))
         a = patch[..., 3].astype(np.float32) * (1.0 / 255.0)
@@ -146,3 +154,7 @@ def draw_layers(
             froi = full[y0 : y1 + 1, x0 : x1 + 1]
             froi *= 1.0 - a
             froi += a
+        t_comp += clock() - t1
+    if timings is not None:
+        timings["raster"] = timings.get("raster", 0.0) + (clock() - t0 - t_comp)
+        timings["composite"] = timings.get("composite", 0.0) + t_comp
