@@ -35,11 +35,48 @@ def _font(size: int):
     return _FONT_CACHE[size]
 
 
-def _shade(colour, factor: float) -> tuple[int, int, int]:
-    return tuple(int(max(0, min(255, c * factor))) for c in colour)
+# Where on the reference art each mannequin part takes its colour: joint pairs whose segment
+# is sampled (thigh/upper-arm colours, not the hands), and the head above the neck.
+_PART_SAMPLES = {
+    "torso": (("neck", "right_hip"), ("neck", "left_hip")),
+    "arms": (("right_shoulder", "right_elbow"), ("left_shoulder", "left_elbow")),
+    "legs": (("right_hip", "right_knee"), ("left_hip", "left_knee")),
+    "head": (("neck", "nose"),),
+}
 
 
-def draw_mannequin(canvas: np.ndarray, pose: np.ndarray, palette: list[tuple[int, int, int]],
+def part_colours(identity) -> dict[str, tuple[int, int, int]]:
+    """Colours for the mannequin's torso/arms/legs/head read from the character's own art.
+
+    With a rig, each part takes the dominant colour of the reference around its bones (so a
+    silver-haired girl gets a silver head); without one, the palette's first colours stand in.
+    """
+    from cinekit.identity.core import dominant_colours
+
+    palette = identity.palette or [(120, 120, 140)]
+    fallback = {"torso": palette[0], "arms": palette[min(1, len(palette) - 1)],
+                "legs": palette[min(1, len(palette) - 1)], "head": palette[min(2, len(palette) - 1)]}
+    rig, ref = identity.rig, identity.references[0]
+    if rig is None:
+        return fallback
+    h, w = ref.mask.shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    out = {}
+    for part, segments in _PART_SAMPLES.items():
+        region = np.zeros((h, w), bool)
+        for a, b in segments:
+            pa, pb = rig[INDEX[a]], rig[INDEX[b]]
+            if not (np.isfinite(pa).all() and np.isfinite(pb).all()):
+                continue
+            length = float(np.linalg.norm(pb - pa))
+            centre = pa + (pb - pa) * (0.5 if part != "head" else 1.3)  # the head sits above the nose
+            region |= (xx - centre[0]) ** 2 + (yy - centre[1]) ** 2 <= (0.35 * length) ** 2
+        region &= ref.mask
+        out[part] = dominant_colours(ref.rgba, region, k=1)[0] if region.any() else fallback[part]
+    return out
+
+
+def draw_mannequin(canvas: np.ndarray, pose: np.ndarray, colours: dict[str, tuple[int, int, int]],
                    mask: np.ndarray | None = None) -> None:
     """Draw one flat mannequin for ``pose`` (18, 2) pixels onto ``canvas`` (H, W, 3) in place.
 
@@ -51,9 +88,7 @@ def draw_mannequin(canvas: np.ndarray, pose: np.ndarray, palette: list[tuple[int
     ok = {name: bool(np.isfinite(xy).all()) for name, xy in p.items()}
     torso_len = np.nanmean([np.linalg.norm(p["neck"] - p[h]) for h in ("right_hip", "left_hip") if ok[h]] or [40.0])
     width = max(2, int(round(torso_len * 0.22)))
-    body = palette[0] if palette else (120, 120, 140)
-    limbs = palette[1] if len(palette) > 1 else _shade(body, 0.8)
-    skin = palette[2] if len(palette) > 2 else _shade(body, 1.2)
+    body, arms, legs, skin = colours["torso"], colours["arms"], colours["legs"], colours["head"]
     outline = (30, 30, 40)
 
     def pt(name):
@@ -63,15 +98,15 @@ def draw_mannequin(canvas: np.ndarray, pose: np.ndarray, palette: list[tuple[int
     for layer in layers:
         colour = (lambda c: 255) if layer is mask else (lambda c: c)
         # Far limbs first (left side of the character), then torso, near limbs, head.
-        for chain in (_LIMB_CHAINS[1], _LIMB_CHAINS[3]):
-            _chain(cv2, layer, chain, ok, pt, width, colour(limbs), colour(outline))
+        for chain, fill in ((_LIMB_CHAINS[1], arms), (_LIMB_CHAINS[3], legs)):
+            _chain(cv2, layer, chain, ok, pt, width, colour(fill), colour(outline))
         torso = [n for n in ("neck", "right_shoulder", "right_hip", "left_hip", "left_shoulder") if ok[n]]
         if len(torso) >= 3:
             poly = np.array([pt(n) for n in ("right_shoulder", "right_hip", "left_hip", "left_shoulder") if ok[n]], np.int32)
             cv2.fillPoly(layer, [poly], colour(body), cv2.LINE_AA, shift=2)
             cv2.polylines(layer, [poly], True, colour(outline), max(1, width // 6), cv2.LINE_AA, shift=2)
-        for chain in (_LIMB_CHAINS[0], _LIMB_CHAINS[2]):
-            _chain(cv2, layer, chain, ok, pt, width, colour(limbs), colour(outline))
+        for chain, fill in ((_LIMB_CHAINS[0], arms), (_LIMB_CHAINS[2], legs)):
+            _chain(cv2, layer, chain, ok, pt, width, colour(fill), colour(outline))
         if ok["nose"] and ok["neck"]:
             radius = max(3, int(np.linalg.norm(p["nose"] - p["neck"]) * 0.75))
             cv2.line(layer, pt("neck"), pt("nose"), colour(skin), width, cv2.LINE_AA, shift=2)
@@ -120,6 +155,12 @@ class PrevizEngine:
 
     def __init__(self, runtime):
         self.runtime = runtime
+        self._part_colours: dict[str, dict] = {}
+
+    def _colours(self, name: str) -> dict[str, tuple[int, int, int]]:
+        if name not in self._part_colours:
+            self._part_colours[name] = part_colours(self.runtime.identities.get(name))
+        return self._part_colours[name]
 
     def check_inputs(self, job: Job) -> None:
         """Previz draws any pose; nothing can be missing once the spec validated."""
@@ -127,7 +168,7 @@ class PrevizEngine:
     def render(self, job: Job, progress=None):
         from cinekit.engines.base import RenderResult
 
-        palettes = [self.runtime.identities.get(c.name).palette for c in job.characters]
+        colours = [self._colours(c.name) for c in job.characters]
         order = sorted(range(len(job.characters)), key=lambda i: (job.characters[i].z, i))
         control = draw_control_frames(job.pose, job.width, job.height)
         frames = np.empty((job.frames, job.height, job.width, 3), np.uint8)
@@ -136,7 +177,7 @@ class PrevizEngine:
             canvas = background(job.background, job.width, job.height)
             for i in order:
                 mask = np.zeros((job.height, job.width), np.uint8)
-                draw_mannequin(canvas, job.pose[f, i], palettes[i], mask)
+                draw_mannequin(canvas, job.pose[f, i], colours[i], mask)
                 masks[f, i] = mask > 127
             frames[f] = burn_in(canvas, job, f)
             if progress:
