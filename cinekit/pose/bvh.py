@@ -1,0 +1,370 @@
+"""BVH motion capture -> COCO-18 2D poses: parser, forward kinematics, joint mapping, projection.
+
+BVH conventions (Biovision; as written by CMU/ASF converters, MotionBuilder, Blender):
+a joint's local transform is ``T(offset + position channels) @ R``, with ``R`` the product
+of its rotation channels in the order they are listed (``Zrotation Xrotation Yrotation``
+-> ``Rz @ Rx @ Ry``), angles in degrees; a child's origin is its OFFSET in the parent's frame.
+The up axis is found from the rest skeleton (hips -> head, snapped to a coordinate axis),
+so Y-up (CMU) and Z-up (FAIR / AnimatedDrawings) files both work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from cinekit.pose.motion import Motion, MotionFormatError
+from cinekit.pose.skeleton import INDEX, N_JOINTS
+
+_AXES = {"X": 0, "Y": 1, "Z": 2}
+
+# COCO joint -> candidate BVH joint names (first present wins; compared without case or a
+# "prefix:" namespace such as "mixamorig:"). FAIR/Mixamo names come before CMU ones where
+# they clash (FAIR "RightShoulder" is the clavicle, CMU "RightShoulder" the shoulder).
+NAME_MAP: dict[str, tuple[str, ...]] = {
+    "right_shoulder": ("RightArm", "RightUpArm", "RightShoulder", "RShoulder"),
+    "right_elbow": ("RightForeArm", "RightElbow", "RightLowArm", "RElbow"),
+    "right_wrist": ("RightHand", "RightWrist", "RWrist"),
+    "left_shoulder": ("LeftArm", "LeftUpArm", "LeftShoulder", "LShoulder"),
+    "left_elbow": ("LeftForeArm", "LeftElbow", "LeftLowArm", "LElbow"),
+    "left_wrist": ("LeftHand", "LeftWrist", "LWrist"),
+    "right_hip": ("RightUpLeg", "RightHip", "RightThigh", "RightUpperLeg", "RHip"),
+    "right_knee": ("RightLeg", "RightKnee", "RightShin", "RightLowerLeg", "RKnee"),
+    "right_ankle": ("RightFoot", "RightAnkle", "RAnkle"),
+    "left_hip": ("LeftUpLeg", "LeftHip", "LeftThigh", "LeftUpperLeg", "LHip"),
+    "left_knee": ("LeftLeg", "LeftKnee", "LeftShin", "LeftLowerLeg", "LKnee"),
+    "left_ankle": ("LeftFoot", "LeftAnkle", "LAnkle"),
+}
+HEAD_NAMES = ("Head", "head")
+NECK_NAMES = ("Neck", "neck", "UpperNeck", "LowerNeck")
+
+# Face points from the head: fractions of the head length (head joint -> head end site)
+# along the head's (up, forward, left) axes; a generic adult head.
+FACE_OFFSETS: dict[str, tuple[float, float, float]] = {
+    "nose": (0.40, 0.45, 0.0),
+    "right_eye": (0.55, 0.38, -0.16),
+    "left_eye": (0.55, 0.38, 0.16),
+    "right_ear": (0.48, 0.0, -0.36),
+    "left_ear": (0.48, 0.0, 0.36),
+}
+
+
+@dataclass
+class BvhJoint:
+    name: str
+    parent: int  # -1 for a root
+    offset: np.ndarray  # (3,)
+    channels: list[str] = field(default_factory=list)
+    channel_start: int = 0
+    end_site: np.ndarray | None = None  # (3,) offset of the End Site, if any
+
+
+@dataclass
+class Bvh:
+    joints: list[BvhJoint]
+    frame_time: float
+    motion: np.ndarray  # (frames, channels)
+
+    @property
+    def names(self) -> list[str]:
+        return [j.name for j in self.joints]
+
+    @property
+    def fps(self) -> float:
+        return 1.0 / self.frame_time
+
+
+def _tokens(text: str):
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        for tok in line.replace("{", " { ").replace("}", " } ").split():
+            yield tok, lineno
+
+
+def parse_bvh(text: str, name: str = "<bvh>") -> Bvh:
+    """Parse BVH text. Raises ``MotionFormatError`` (a ``ValueError``) naming ``name:line``."""
+    toks = list(_tokens(text))
+    pos = 0
+
+    def fail(msg: str, lineno: int | None = None):
+        if lineno is None:
+            lineno = toks[min(pos, len(toks) - 1)][1] if toks else 1
+        raise MotionFormatError(f"{name}:{lineno}: {msg}")
+
+    def take(expected: str | None = None, what: str | None = None) -> tuple[str, int]:
+        nonlocal pos
+        if pos >= len(toks):
+            fail(f"unexpected end of file (expected {expected or what or 'more'})", text.count("\n") + 1)
+        tok, ln = toks[pos]
+        if expected is not None and tok.upper() != expected.upper():
+            fail(f"expected {expected!r}, found {tok!r}", ln)
+        pos += 1
+        return tok, ln
+
+    def number(what: str) -> float:
+        tok, ln = take()
+        try:
+            return float(tok)
+        except ValueError:
+            fail(f"{what}: expected a number, found {tok!r}", ln)
+
+    joints: list[BvhJoint] = []
+    n_channels = 0
+
+    def parse_joint(parent: int, jname: str) -> None:
+        nonlocal n_channels
+        idx = len(joints)
+        take("{")
+        take("OFFSET")
+        offset = np.array([number("OFFSET") for _ in range(3)])
+        joint = BvhJoint(jname, parent, offset)
+        joints.append(joint)
+        tok, ln = take()
+        if tok.upper() != "CHANNELS":
+            fail(f"joint {jname!r}: expected CHANNELS, found {tok!r}", ln)
+        count_tok, ln = take()
+        if not count_tok.isdigit():
+            fail(f"joint {jname!r}: CHANNELS count must be an integer, found {count_tok!r}", ln)
+        for _ in range(int(count_tok)):
+            ch, ln = take()
+            norm = ch[:1].upper() + ch[1:].lower()
+            if norm not in {f"{a}{k}" for a in "XYZ" for k in ("position", "rotation")}:
+                fail(f"joint {jname!r}: unknown channel {ch!r}", ln)
+            joint.channels.append(norm)
+        joint.channel_start = n_channels
+        n_channels += len(joint.channels)
+        while True:
+            tok, ln = take(what="'}' or JOINT")
+            key = tok.upper()
+            if key == "}":
+                return
+            if key == "JOINT":
+                child, _ = take(what="a joint name")
+                parse_joint(idx, child)
+            elif key == "END":
+                take("Site")
+                take("{")
+                take("OFFSET")
+                joint.end_site = np.array([number("End Site OFFSET") for _ in range(3)])
+                take("}")
+            else:
+                fail(f"joint {jname!r}: unexpected {tok!r}", ln)
+
+    take("HIERARCHY")
+    while pos < len(toks) and toks[pos][0].upper() == "ROOT":
+        take("ROOT")
+        root, _ = take(what="a root name")
+        parse_joint(-1, root)
+    if not joints:
+        fail("no ROOT joint in HIERARCHY")
+    take("MOTION")
+    take("Frames:")
+    tok, ln = take()
+    if not tok.isdigit():
+        fail(f"Frames: expected an integer, found {tok!r}", ln)
+    n_frames = int(tok)
+    take("Frame")
+    take("Time:")
+    frame_time = number("Frame Time")
+    if not frame_time > 0:
+        fail(f"Frame Time must be > 0, got {frame_time}", toks[pos - 1][1])
+    values = toks[pos:]
+    need = n_frames * n_channels
+    if len(values) != need:
+        got_frames = len(values) / max(n_channels, 1)
+        last = values[-1][1] if values else ln
+        fail(
+            f"MOTION has {len(values)} values ({got_frames:g} frames of {n_channels} channels), "
+            f"header says Frames: {n_frames}",
+            last,
+        )
+    try:
+        motion = np.array([float(v) for v, _ in values], dtype=np.float64)
+    except ValueError:
+        bad = next((v, n) for v, n in values if not _is_float(v))
+        fail(f"MOTION: expected a number, found {bad[0]!r}", bad[1])
+    return Bvh(joints, frame_time, motion.reshape(n_frames, n_channels))
+
+
+def _is_float(s: str) -> bool:
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
+
+
+def axis_rotation(axis: int, degrees: np.ndarray) -> np.ndarray:
+    """Rotation matrices (N,3,3) about coordinate ``axis`` (0=X,1=Y,2=Z), right-handed."""
+    a = np.radians(np.asarray(degrees, dtype=np.float64))
+    c, s = np.cos(a), np.sin(a)
+    m = np.zeros(a.shape + (3, 3))
+    i, j = [(1, 2), (2, 0), (0, 1)][axis]
+    m[..., axis, axis] = 1.0
+    m[..., i, i] = c
+    m[..., j, j] = c
+    m[..., i, j] = -s
+    m[..., j, i] = s
+    return m
+
+
+def forward_kinematics(bvh: Bvh) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Global joint positions (F,J,3), rotations (F,J,3,3) and end sites (F,J,3) (NaN if none)."""
+    f = bvh.motion.shape[0]
+    nj = len(bvh.joints)
+    pos = np.zeros((f, nj, 3))
+    rot = np.zeros((f, nj, 3, 3))
+    ends = np.full((f, nj, 3), np.nan)
+    for j, joint in enumerate(bvh.joints):
+        local_r = np.broadcast_to(np.eye(3), (f, 3, 3)).copy()
+        local_t = np.broadcast_to(joint.offset, (f, 3)).copy()
+        for k, ch in enumerate(joint.channels):
+            col = bvh.motion[:, joint.channel_start + k]
+            axis = _AXES[ch[0]]
+            if ch.endswith("rotation"):
+                local_r = local_r @ axis_rotation(axis, col)
+            else:
+                local_t[:, axis] += col
+        if joint.parent < 0:
+            rot[:, j], pos[:, j] = local_r, local_t
+        else:
+            pr = rot[:, joint.parent]
+            rot[:, j] = pr @ local_r
+            pos[:, j] = pos[:, joint.parent] + np.einsum("fij,fj->fi", pr, local_t)
+        if joint.end_site is not None:
+            ends[:, j] = pos[:, j] + np.einsum("fij,j->fi", rot[:, j], joint.end_site)
+    return pos, rot, ends
+
+
+def rest_positions(bvh: Bvh) -> np.ndarray:
+    """Joint positions (J,3) of the rest skeleton (offsets only, no channels)."""
+    out = np.zeros((len(bvh.joints), 3))
+    for j, joint in enumerate(bvh.joints):
+        out[j] = joint.offset + (out[joint.parent] if joint.parent >= 0 else 0.0)
+    return out
+
+
+def _find(names: list[str], candidates: tuple[str, ...]) -> int | None:
+    bare = [n.split(":")[-1].lower() for n in names]
+    for c in candidates:
+        if c.lower() in bare:
+            return bare.index(c.lower())
+    return None
+
+
+def map_joints(bvh: Bvh) -> dict[str, int]:
+    """COCO body joint name -> BVH joint index, plus ``head`` and ``neck`` when present.
+
+    Raises ``MotionFormatError`` listing the COCO joints it cannot find.
+    """
+    names = bvh.names
+    found: dict[str, int] = {}
+    missing = []
+    for coco, cands in NAME_MAP.items():
+        j = _find(names, cands)
+        if j is None:
+            missing.append(coco)
+        else:
+            found[coco] = j
+    if missing:
+        raise MotionFormatError(
+            f"BVH skeleton has no joint for {', '.join(missing)} (joints: {', '.join(names)})",
+            hint="supported naming: CMU (LeftShoulder/LeftElbow/LeftWrist, LeftHip/LeftKnee/"
+            "LeftAnkle), FAIR/Mixamo (LeftArm/LeftForeArm/LeftHand, LeftUpLeg/LeftLeg/LeftFoot)",
+        )
+    for key, cands in (("head", HEAD_NAMES), ("neck", NECK_NAMES)):
+        j = _find(names, cands)
+        if j is not None:
+            found[key] = j
+    return found
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(v, axis=-1, keepdims=True)
+    return v / np.where(n > 0, n, 1.0)
+
+
+def body_frame(bvh: Bvh, pos: np.ndarray, jmap: dict[str, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """World ``up`` (a coordinate axis, from the rest skeleton hips -> head) and the figure's
+    ``left`` and ``forward`` (horizontal unit vectors) from hips and shoulders in frame 0."""
+    rest = rest_positions(bvh)
+    top = jmap.get("head", jmap["left_shoulder"])
+    hips = 0.5 * (rest[jmap["left_hip"]] + rest[jmap["right_hip"]])
+    up_dir = rest[top] - hips
+    axis = int(np.argmax(np.abs(up_dir)))
+    up = np.zeros(3)
+    up[axis] = np.sign(up_dir[axis]) or 1.0
+    p0 = pos[0]
+    left = (p0[jmap["left_hip"]] - p0[jmap["right_hip"]]) + (
+        p0[jmap["left_shoulder"]] - p0[jmap["right_shoulder"]]
+    )
+    left = _unit(left - up * (left @ up))
+    forward = np.cross(left, up)
+    return up, left, forward
+
+
+def coco_points_3d(bvh: Bvh) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """COCO-18 joints in 3D (F,18,3) in BVH units, and the body frame (up, left, forward)."""
+    pos, rot, ends = forward_kinematics(bvh)
+    jmap = map_joints(bvh)
+    up, left, forward = body_frame(bvh, pos, jmap)
+    f = pos.shape[0]
+    out = np.full((f, N_JOINTS, 3), np.nan)
+    for coco in NAME_MAP:
+        out[:, INDEX[coco]] = pos[:, jmap[coco]]
+    out[:, INDEX["neck"]] = 0.5 * (out[:, INDEX["left_shoulder"]] + out[:, INDEX["right_shoulder"]])
+    head = jmap.get("head")
+    if head is not None:
+        base = pos[:, head]
+        if bvh.joints[head].end_site is not None:
+            top = ends[:, head]
+        else:  # no end site: continue the neck -> head direction by the same length
+            neck = pos[:, bvh.joints[head].parent]
+            top = base + (base - neck)
+        length = np.linalg.norm(top - base, axis=-1, keepdims=True)
+        # The head's axes: the rest body frame carried by the head joint's rotation since rest.
+        r0 = rot[0, head]
+        rel = rot[:, head] @ r0.T  # rotation from frame 0 (where the frame was measured)
+        h_up = _unit(top - base)
+        h_fwd = np.einsum("fij,j->fi", rel, forward)
+        h_fwd = _unit(h_fwd - h_up * np.sum(h_fwd * h_up, axis=-1, keepdims=True))
+        h_left = np.cross(h_up, h_fwd)  # up x forward = left for a right-handed frame
+        for name, (a, b, c) in FACE_OFFSETS.items():
+            out[:, INDEX[name]] = base + length * (a * h_up + b * h_fwd + c * h_left)
+    return out, (up, left, forward)
+
+
+def project(points: np.ndarray, frame: tuple[np.ndarray, np.ndarray, np.ndarray], view: str) -> np.ndarray:
+    """Orthographic projection of (F,18,3) to (F,18,2), y down.
+
+    ``front``: the camera looks at the figure's front (its left on the image right);
+    ``side``: the camera is at the figure's right, the figure faces the image right.
+    """
+    up, left, forward = frame
+    right_axis = {"front": left, "side": forward}[view]
+    x = points @ right_axis
+    y = -(points @ up)
+    return np.stack([x, y], axis=-1)
+
+
+def _spread(p2: np.ndarray) -> float:
+    """Total motion spread: the sum over joints of the per-axis variance over frames."""
+    return float(np.nansum(np.nanvar(p2, axis=0)))
+
+
+def load_bvh(path: str | Path, view: str = "auto") -> Motion:
+    """A BVH file -> ``Motion`` of COCO-18 2D poses (BVH units, y down).
+
+    ``view``: ``front``, ``side`` or ``auto`` (the side view only when it shows clearly more
+    motion spread, > 1.5x, than the front view).
+    """
+    if view not in ("front", "side", "auto"):
+        raise ValueError(f"view must be front, side or auto, got {view!r}")
+    p = Path(path)
+    bvh = parse_bvh(p.read_text(encoding="utf-8", errors="replace"), str(p))
+    pts, frame = coco_points_3d(bvh)
+    if view == "auto":
+        front, side = project(pts, frame, "front"), project(pts, frame, "side")
+        view = "side" if _spread(side) > 1.5 * _spread(front) else "front"
+    return Motion(project(pts, frame, view), fps=bvh.fps, source=f"{p} (view={view})")

@@ -1,0 +1,90 @@
+"""Pose detection on real footage with the OpenPose body model (controlnet_aux), offline.
+
+The weights come only from a local annotator folder that the user configures (``annotators:``
+in cinekit.yaml, laid out like the ``lllyasviel/Annotators`` repository). The ``.pth`` file is a
+pickle, and unpickling can run code: it is loaded only because the user pointed cinekit at that
+folder explicitly; nothing is downloaded. torch and controlnet_aux are imported lazily.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from cinekit.errors import UserError
+from cinekit.pose.motion import VIDEO_SUFFIXES, Motion
+from cinekit.pose.skeleton import N_JOINTS
+
+BODY_WEIGHTS = "body_pose_model.pth"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+
+
+def body_weights_path(annotator_dir: str | Path | None) -> Path:
+    """The body model file in the annotator folder; ``UserError`` naming it when missing."""
+    hint = (
+        f"set `annotators:` in cinekit.yaml to a local folder holding {BODY_WEIGHTS} "
+        "(the lllyasviel/Annotators layout); cinekit never downloads it"
+    )
+    if annotator_dir is None:
+        raise UserError(f"pose detection needs {BODY_WEIGHTS}, and no annotator folder is configured", hint=hint)
+    folder = Path(annotator_dir)
+    if not folder.is_dir():
+        raise UserError(f"annotator folder {folder} does not exist (expected {folder / BODY_WEIGHTS})", hint=hint)
+    for candidate in (folder / BODY_WEIGHTS, folder / "annotator" / "ckpts" / BODY_WEIGHTS):
+        if candidate.is_file():
+            return candidate
+    raise UserError(f"{folder / BODY_WEIGHTS} not found", hint=hint)
+
+
+def _frames(path: Path):
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        import cv2
+
+        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if img is None:
+            raise UserError(f"{path}: cannot read image")
+        yield img[..., ::-1]
+        return
+    from cinekit.pose.skeleton_video import read_frames
+
+    yield from read_frames(path)
+
+
+def detect_poses(
+    path: str | Path,
+    annotator_dir: str | Path | None,
+    person: int = 0,
+    fps: float | None = None,
+    device: str = "cpu",
+) -> Motion:
+    """Footage (video, GIF or one image) -> ``Motion`` of detected COCO-18 poses (pixels).
+
+    ``person``: index among the people found in each frame, by OpenPose's score (0 = best).
+    ``fps``: defaults to the video's (12 for a single image).
+    """
+    weights = body_weights_path(annotator_dir)
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"{p}: footage not found")
+    from controlnet_aux.open_pose.body import Body  # lazy: torch
+
+    body = Body(str(weights)).to(device)
+    poses = []
+    for rgb in _frames(p):
+        candidate, subset = body(np.ascontiguousarray(rgb[..., ::-1]))  # the model wants BGR
+        pose = np.full((N_JOINTS, 2), np.nan)
+        people = sorted(body.format_body_result(candidate, subset), key=lambda r: -r.total_score)
+        if person < len(people):
+            for j, kp in enumerate(people[person].keypoints[:N_JOINTS]):
+                if kp is not None:
+                    pose[j] = (kp.x, kp.y)
+        poses.append(pose)
+    if fps is None:
+        if p.suffix.lower() in VIDEO_SUFFIXES:
+            from cinekit.pose.skeleton_video import fps_of
+
+            fps = fps_of(p)
+        else:
+            fps = 12.0
+    return Motion(np.stack(poses), fps=fps, source=f"{p} (OpenPose body)")
