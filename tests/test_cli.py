@@ -164,3 +164,17 @@ def test_poses_list_and_show(tmp_path, monkeypatch):
     with Image.open(tmp_path / "wave.png") as im:
         arr = np.asarray(im)
     assert arr.shape == (256, 256, 3) and (arr.sum(axis=2) > 0).mean() > 0.01
+
+
+def test_init_scaffolds_a_project_that_checks_and_renders(tmp_path, monkeypatch):
+    result = runner.invoke(app, ["init", str(tmp_path / "new")])
+    assert result.exit_code == 0, result.output
+    monkeypatch.chdir(tmp_path / "new")
+    assert runner.invoke(app, ["check"]).exit_code == 0
+    result = runner.invoke(app, ["render", "--ci", "--engine", "previz"])
+    assert result.exit_code == 0, result.output + result.stderr
+    assert sorted(p.name for p in (tmp_path / "new/renders/episode01").glob("s0?0.*")) == [
+        "s010.control.png", "s010.json", "s010.png", "s020.control.mp4", "s020.json", "s020.mp4",
+        "s020.poster.png", "s030.control.png", "s030.json", "s030.png"]
+    result = runner.invoke(app, ["init", str(tmp_path / "new")])
+    assert result.exit_code == 1 and "is not empty" in result.stderr
