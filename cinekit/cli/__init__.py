@@ -32,7 +32,7 @@ class CinekitGroup(TyperGroup):
 
             if os.environ.get("CINEKIT_DEBUG") == "1":
                 raise
-            err_console().print(f"[bold red]error:[/] {exc.format()}", markup=True, highlight=False)
+            err_console().print(f"[bold red]error:[/] {exc.format()}", markup=True, highlight=False, soft_wrap=True)
             ctx.exit(exc.exit_code)
         except (KeyboardInterrupt, SystemExit, typer.Exit):
             raise
