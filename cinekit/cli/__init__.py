@@ -32,7 +32,9 @@ class CinekitGroup(TyperGroup):
 
             if os.environ.get("CINEKIT_DEBUG") == "1":
                 raise
-            err_console().print(f"[bold red]error:[/] {exc.format()}", markup=True, highlight=False, soft_wrap=True)
+            from rich.markup import escape
+
+            err_console().print(f"[bold red]error:[/] {escape(exc.format())}", highlight=False, soft_wrap=True)
             ctx.exit(exc.exit_code)
         except (KeyboardInterrupt, SystemExit, typer.Exit):
             raise
@@ -43,7 +45,9 @@ class CinekitGroup(TyperGroup):
                 raise
             from cinekit.cli.ui import err_console
 
-            err_console().print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc}\n"
+            from rich.markup import escape
+
+            err_console().print(f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))}\n"
                                 "    hint: run again with CINEKIT_DEBUG=1 for the traceback, and report it",
                                 highlight=False)
             ctx.exit(3)
