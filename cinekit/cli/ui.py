@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from cinekit.errors import Problem
@@ -23,7 +24,7 @@ def print_problems(problems: list[Problem]) -> None:
     err = err_console()
     for p in problems:
         colour = "yellow" if p.severity == "warning" else "red"
-        err.print(f"[{colour}]{p.format()}[/]", highlight=False, soft_wrap=True)
+        err.print(f"[{colour}]{escape(p.format())}[/]", highlight=False, soft_wrap=True)
 
 
 class RichProgress(Progress):
