@@ -126,6 +126,47 @@ class PuppetEngine:
             if masks is not None:
                 masks[f, i] = alpha > 0.5
 
+    def part_coverage(self, job: Job, f: int, i: int, mesh_only: bool = False) -> dict[str, np.ndarray]:
+        """Each part's own coverage ``(H, W)`` float32 of character ``i`` at frame ``f`` (tests,
+        debugging): head and torso together, then each limb bone (with its hand or foot).
+
+        A triangle belongs to the part with the largest summed weight of its vertices. With
+        ``mesh_only`` the texture is taken as opaque: the coverage of the triangles themselves.
+        """
+        from cinekit.puppet.bind import PARTS
+
+        ch = job.characters[i]
+        pup = self.puppet(ch.name, ch.view, ch.mirror)
+        b = pup.binding
+        tri_part = b.weights[b.mesh.triangles].sum(axis=1).argmax(axis=1)
+        names = ["head+torso"] + list(PARTS[3:])
+        tri_group = np.maximum(tri_part - 2, 0).astype(np.int32)
+        transforms = part_transforms(b, job.pose[f, i])
+        out: dict[int, np.ndarray] = {}
+        if transforms is not None:
+            canvas = np.zeros((job.height, job.width, 3), np.float32)
+            texture = Texture(rgba=np.full_like(pup.texture.rgba, 255)) if mesh_only else pup.texture
+            draw_layers(canvas, None, texture, frame_scale(b.rig, job.pose[f, i]), b.mesh.vertices,
+                        deform_vertices(b, transforms), b.mesh.triangles, tri_group,
+                        list(range(len(names))), layer_alpha=out)
+        return {names[k]: v for k, v in out.items()}
+
+    def layer_coverage(self, job: Job, f: int, i: int) -> dict[str, np.ndarray]:
+        """Each draw layer's own coverage ``(H, W)`` float32 of character ``i`` at frame ``f`` (tests, debugging)."""
+        from cinekit.puppet.bind import LAYER_NAMES
+
+        ch = job.characters[i]
+        pup = self.puppet(ch.name, ch.view, ch.mirror)
+        transforms = part_transforms(pup.binding, job.pose[f, i])
+        out: dict[int, np.ndarray] = {}
+        if transforms is not None:
+            canvas = np.zeros((job.height, job.width, 3), np.float32)
+            draw_layers(canvas, None, pup.texture, frame_scale(pup.binding.rig, job.pose[f, i]),
+                        pup.binding.mesh.vertices, deform_vertices(pup.binding, transforms),
+                        pup.binding.mesh.triangles, pup.binding.tri_layer, layer_order(ch.view, ch.mirror),
+                        layer_alpha=out)
+        return {LAYER_NAMES[k]: v for k, v in out.items()}
+
     def render(self, job: Job, progress=None):
         from cinekit.engines.base import RenderResult
         from cinekit.render.background import background
