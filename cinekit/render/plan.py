@@ -39,6 +39,32 @@ def substitute_prompt(prompt: str, characters: dict) -> str:
     return PLACEHOLDER.sub(lambda m: identity_tokens(characters[m.group(1)][0]) if m.group(1) in characters else m.group(0), prompt)
 
 
+def position_track(pose, start: float, frames: int, fps: float) -> np.ndarray:
+    """Per-frame horizontal travel ``(frames,)`` in frame widths, from keyframes with ``position``.
+
+    The keys that give a position are the waypoints (the first key starts at the character's
+    own position when it gives none); keys in between only change the pose, so a run cycle
+    keyed every 0.25 s travels smoothly to the next waypoint. The waypoint's ease shapes its
+    segment; after the last waypoint the character stays there.
+    """
+    from cinekit.pose.camera import position_value
+    from cinekit.pose.easing import ease
+    from cinekit.pose.keyframes import sample_times
+
+    if not isinstance(pose, PoseSpec) or pose.source != "keyframes" or all(k.position is None for k in pose.keyframes):
+        return np.zeros(frames)
+    keys = sorted(pose.keyframes, key=lambda k: k.at)
+    points = [] if keys[0].position is not None else [(keys[0].at, start, "linear")]
+    points += [(k.at, position_value(k.position), k.ease) for k in keys if k.position is not None]
+    times = sample_times(frames, fps)
+    out = np.full(frames, points[0][1])
+    for (t0, x0, _), (t1, x1, name) in zip(points, points[1:]):
+        inside = (times >= t0) & (times <= t1)
+        out[inside] = x0 + (x1 - x0) * ease(name, (times[inside] - t0) / (t1 - t0))
+    out[times > points[-1][0]] = points[-1][1]
+    return out - start
+
+
 class Planner:
     """Builds jobs for one project; caches what several shots share (library, rigs, motion files)."""
 
@@ -159,6 +185,10 @@ class Planner:
                                            scale=ch.scale, mirror=ch.mirror, z=ch.z, view=view))
         if tracks:
             pose = place(tracks, [c.position for c in characters], [c.scale for c in characters], camera_value, width, height)
+            zoom = camera_value.get("scale", 1.0) if isinstance(camera_value, dict) else 1.0
+            for i, ch in enumerate(shot.characters):
+                travel = position_track(ch.pose, characters[i].position, frames, fps)
+                pose[:, i, :, 0] += (travel * width * zoom)[:, None]
         else:
             pose = np.zeros((frames, 0, 18, 2))
 

@@ -165,6 +165,7 @@ class Keyframe(Strict):
     at: Annotated[float, Field(ge=0)]
     pose: str
     ease: Ease = "linear"
+    position: PositionName | Unit | None = None   # move the character across the frame (walks, runs)
 
 
 class PoseSpec(Strict):
