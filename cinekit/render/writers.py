@@ -61,8 +61,8 @@ def written_by_cinekit(path: Path) -> bool:
                 record = json.loads(candidate.read_text())
             except (OSError, ValueError):
                 continue
-            if METADATA_KEY in record and path.name in record.get("files", {}):
-                return True
+            if METADATA_KEY in record and (candidate == path or path.name in record.get("files", {})):
+                return True  # the sidecar itself, or a file it lists
     return False
 
 
