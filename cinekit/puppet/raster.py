@@ -74,22 +74,24 @@ def rasterize(dst: np.ndarray, src: np.ndarray, width: int, height: int):
         e = np.zeros(0, np.int64)
         return e, e, np.zeros(0, np.float32), np.zeros(0, np.float32), e
     n = (bw * bh)[idx]
-    tri = np.repeat(idx, n)
-    start = np.repeat(np.cumsum(n) - n, n)
-    local = np.arange(len(tri), dtype=np.int64) - start
-    bwt = bw[tri]
-    px = lo[tri, 0] + local % bwt
-    py = lo[tri, 1] + local // bwt
+    tri = np.repeat(idx.astype(np.int32), n)
+    start = np.repeat((np.cumsum(n) - n).astype(np.int32), n)
+    local = np.arange(len(tri), dtype=np.int32) - start
+    row, col = np.divmod(local, bw.astype(np.int32)[tri])
+    px = lo[tri, 0].astype(np.int32) + col
+    py = lo[tri, 1].astype(np.int32) + row
 
     # Barycentric coordinates as affine functions of (x, y), per triangle.
     inv = 1.0 / np.where(ok, det, 1.0)
     # l1 = ( e2y (x-ax) - e2x (y-ay)) / det ; l2 = (-e1y (x-ax) + e1x (y-ay)) / det
-    coef = np.stack([e2[:, 1] * inv, -e2[:, 0] * inv, -e1[:, 1] * inv, e1[:, 0] * inv], axis=1)
-    dx = (px - a[tri, 0]).astype(np.float64)
-    dy = (py - a[tri, 1]).astype(np.float64)
-    ct = coef[tri]
-    l1 = ct[:, 0] * dx + ct[:, 1] * dy
-    l2 = ct[:, 2] * dx + ct[:, 3] * dy
+    # Per triangle: l1, l2 = c0 x + c1 y + c2, c3 x + c4 y + c5 (affine in the pixel position).
+    c0, c1, c3, c4 = e2[:, 1] * inv, -e2[:, 0] * inv, -e1[:, 1] * inv, e1[:, 0] * inv
+    c2 = -(c0 * a[:, 0] + c1 * a[:, 1])
+    c5 = -(c3 * a[:, 0] + c4 * a[:, 1])
+    coef = np.stack([c0, c1, c2, c3, c4, c5], axis=1)[tri]   # (P, 6) float64: exact at the edges
+    x, y = px.astype(np.float64), py.astype(np.float64)
+    l1 = coef[:, 0] * x + coef[:, 1] * y + coef[:, 2]
+    l2 = coef[:, 3] * x + coef[:, 4] * y + coef[:, 5]
     eps = 1e-6
     inside = (l1 >= -eps) & (l2 >= -eps) & (l1 + l2 <= 1 + eps)
     tri, px, py, l1, l2 = tri[inside], px[inside], py[inside], l1[inside], l2[inside]
