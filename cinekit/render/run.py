@@ -1,21 +1,33 @@
-"""Run planned jobs locally: validate-then-execute, one engine instance per engine name.
+"""Turn planned jobs into files: validate-then-execute, cache, manifest, lock.
 
 ``render_jobs`` is the one place that turns jobs into files; every CLI command that renders
-goes through it (the batch layer adds caching, a manifest and other executors on top).
+goes through it. It groups jobs by engine + model (each pipeline loads once), hands the groups
+to an executor (local or Ray, ``cinekit.render.executors``) and writes each result with
+``write_result`` in this process, whatever the executor, so outputs are byte-identical.
+
+``render_batch`` is the build-system layer on top: under the output folder's lock it computes
+every job's content key, skips up-to-date outputs, renders the rest and keeps
+``manifest.json`` current. ``plan_batch`` is the read-only part (``--dry-run``).
 """
 
 from __future__ import annotations
 
+import base64
 import time
-import traceback
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from cinekit.engines.base import create_engine
-from cinekit.errors import CinekitError, EngineError
+import numpy as np
+
+from cinekit.engines.base import RenderResult
+from cinekit.errors import CinekitError
 from cinekit.job import Job
+from cinekit.render import cache
+from cinekit.render.executors import Task, group_tasks
 from cinekit.render.outputs import write_result
+from cinekit.render.writers import sidecar_path
 
 
 @dataclass
@@ -27,6 +39,7 @@ class Outcome:
     error: str | None = None
     exit_code: int = 0
     files: list[Path] = field(default_factory=list)
+    reason: str = ""                   # why it ran (new, spec changed, ...) or "cached"
 
 
 class Progress:
@@ -37,45 +50,203 @@ class Progress:
     def job_finished(self, outcome: Outcome) -> None: ...
 
 
-def render_jobs(runtime, jobs: list[Job], out_dir: Path, fmt: str = "mp4", *, force: bool = False,
-                fail_fast: bool = False, progress: Progress | None = None,
-                should_skip: Callable[[Job], bool] | None = None) -> list[Outcome]:
-    """Render every job; a failing job is recorded and the others go on (unless ``fail_fast``)."""
-    progress = progress or Progress()
-    engines: dict[str, Any] = {}
-    outcomes: list[Outcome] = []
-    # Group by engine then model so each pipeline is built once, keeping list order inside a group.
-    order = sorted(range(len(jobs)), key=lambda i: (jobs[i].engine, jobs[i].model or "", i))
-    for n, i in enumerate(order):
-        job = jobs[i]
-        if should_skip is not None and should_skip(job):
-            outcome = Outcome(job, "cached")
-            progress.job_finished(outcome)
-            outcomes.append(outcome)
-            continue
-        progress.job_started(job, n, len(jobs))
+def encode_pose(pose: np.ndarray) -> dict[str, Any]:
+    """The pose track, losslessly, for the sidecar (``--reproduce`` needs no re-planning)."""
+    arr = np.ascontiguousarray(pose, dtype=np.float64)
+    return {"dtype": "float64", "shape": list(arr.shape),
+            "zlib_b64": base64.b64encode(zlib.compress(arr.tobytes(), 6)).decode()}
+
+
+def decode_pose(data: dict[str, Any]) -> np.ndarray:
+    raw = zlib.decompress(base64.b64decode(data["zlib_b64"]))
+    return np.frombuffer(raw, dtype=data.get("dtype", "float64")).reshape(data["shape"]).copy()
+
+
+class _Committer:
+    """Executor events -> files on disk, outcomes, manifest entries, progress callbacks."""
+
+    def __init__(self, out_dir: Path, fmt: str, force: bool, fail_fast: bool, progress: Progress, total: int,
+                 keys: dict[int, cache.KeyInfo], reasons: dict[int, str], manifest, debug: bool):
+        self.out_dir, self.fmt, self.force, self.fail_fast = out_dir, fmt, force, fail_fast
+        self.progress, self.total, self.keys, self.reasons = progress, total, keys, reasons
+        self.manifest, self.debug = manifest, debug
+        self.outcomes: dict[int, Outcome] = {}
+        self.count = 0
+
+    def started(self, task: Task) -> None:
+        self.progress.job_started(task.job, self.count, self.total)
+        self.count += 1
+
+    def progress_(self, task: Task, done: int, total: int) -> None:
+        self.progress.job_progress(task.job, done, total)
+
+    def _finish(self, task: Task, outcome: Outcome) -> bool:
+        self.outcomes[task.index] = outcome
+        self.progress.job_finished(outcome)
+        return not (self.fail_fast and outcome.status == "failed")
+
+    def done(self, task: Task, result: RenderResult, engine_version: str, seconds: float) -> bool:
+        job = task.job
         start = time.perf_counter()
         try:
-            if job.engine not in engines:
-                engines[job.engine] = create_engine(job.engine, runtime)
-            engine = engines[job.engine]
-            if job.kind not in engine.kinds:
-                raise EngineError(f"the {job.engine} engine cannot render a {job.kind}")
-            engine.check_inputs(job)
-            result = engine.render(job, progress=lambda d, t, job=job: progress.job_progress(job, d, t))
-            record = write_result(out_dir, job, result, fmt, engine_version=engine.version, force=force,
-                                  extra_record={"timings": {"render_s": round(time.perf_counter() - start, 4)}})
-            outcome = Outcome(job, "rendered", time.perf_counter() - start, record)
+            extra = {"timings": {"render_s": round(seconds, 4)},
+                     "rendered_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                     "pose_track": encode_pose(job.pose)}
+            record = write_result(self.out_dir, job, result, self.fmt, engine_version=engine_version,
+                                  force=self.force, key=self.keys.get(task.index), extra_record=extra)
         except CinekitError as exc:
-            outcome = Outcome(job, "failed", time.perf_counter() - start, error=exc.format(), exit_code=exc.exit_code)
-        except Exception as exc:  # noqa: BLE001 - one broken shot must not stop the batch
-            if runtime is not None and getattr(runtime, "debug", False):
+            return self._finish(task, Outcome(job, "failed", seconds, error=exc.format(), exit_code=exc.exit_code,
+                                              reason=self.reasons.get(task.index, "")))
+        except Exception as exc:  # noqa: BLE001 - a disk error on one job must not stop the batch
+            if self.debug:
                 raise
-            outcome = Outcome(job, "failed", time.perf_counter() - start,
-                              error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}", exit_code=3)
-        progress.job_finished(outcome)
-        outcomes.append(outcome)
-        if fail_fast and outcome.status == "failed":
-            break
-    index = {id(j): k for k, j in enumerate(jobs)}
-    return sorted(outcomes, key=lambda o: index[id(o.job)])
+            return self._finish(task, Outcome(job, "failed", seconds, error=f"{type(exc).__name__}: {exc}",
+                                              exit_code=3, reason=self.reasons.get(task.index, "")))
+        record["timings"]["write_s"] = round(time.perf_counter() - start, 4)
+        if self.manifest is not None:
+            self.manifest.update(job.output, record)
+            self.manifest.save()
+        files = [self.out_dir / Path(job.output).parent / name for name in record["files"]]
+        return self._finish(task, Outcome(job, "rendered", seconds + time.perf_counter() - start, record,
+                                          files=files, reason=self.reasons.get(task.index, "")))
+
+    def failed(self, task: Task, error: str, exit_code: int, seconds: float) -> bool:
+        return self._finish(task, Outcome(task.job, "failed", seconds, error=error, exit_code=exit_code,
+                                          reason=self.reasons.get(task.index, "")))
+
+
+class _Events:
+    """Adapter with the executor's method names (``progress`` clashes with the attribute)."""
+
+    def __init__(self, committer: _Committer):
+        self.c = committer
+
+    def started(self, task):
+        self.c.started(task)
+
+    def progress(self, task, done, total):
+        self.c.progress_(task, done, total)
+
+    def done(self, task, result, engine_version, seconds):
+        return self.c.done(task, result, engine_version, seconds)
+
+    def failed(self, task, error, exit_code, seconds):
+        return self.c.failed(task, error, exit_code, seconds)
+
+
+def render_jobs(runtime, jobs: list[Job], out_dir: Path, fmt: str = "mp4", *, force: bool = False,
+                fail_fast: bool = False, progress: Progress | None = None,
+                should_skip: Callable[[Job], bool] | None = None, executor=None,
+                keys: dict[int, cache.KeyInfo] | None = None, reasons: dict[int, str] | None = None,
+                manifest=None) -> list[Outcome]:
+    """Render every job; a failing job is recorded and the others go on (unless ``fail_fast``).
+
+    ``keys``/``reasons`` (by position in ``jobs``) go into the sidecars and outcomes;
+    ``executor`` defaults to the local one. Outcomes come back in the order of ``jobs``.
+    """
+    from cinekit.render.executors import LocalExecutor
+
+    progress = progress or Progress()
+    out_dir = Path(out_dir)
+    committer = _Committer(out_dir, fmt, force, fail_fast, progress, len(jobs), keys or {}, reasons or {},
+                           manifest, bool(getattr(runtime, "debug", False)))
+    tasks = []
+    for i, job in enumerate(jobs):
+        if should_skip is not None and should_skip(job):
+            outcome = Outcome(job, "cached", reason="cached")
+            committer.outcomes[i] = outcome
+            progress.job_finished(outcome)
+        else:
+            tasks.append(Task(i, job))
+    if tasks:
+        (executor or LocalExecutor(runtime)).run(group_tasks(tasks), _Events(committer))
+    return [committer.outcomes[i] for i in sorted(committer.outcomes)]
+
+
+# --------------------------------------------------------------------------- the batch layer
+@dataclass
+class Planned:
+    """One job of a batch and whether it must run (``reason``: new, spec changed, cached, ...)."""
+
+    job: Job
+    key: cache.KeyInfo
+    sidecar: Path
+    run: bool
+    reason: str
+    record: dict[str, Any] | None = None
+
+
+def plan_batch(project, jobs: list[Job], out_dir: Path, fmt: str = "mp4", *, force: bool = False,
+               digests: cache.FileDigests | None = None) -> list[Planned]:
+    """Keys and freshness of every job; reads no output bytes unless one looks changed."""
+    digests = digests or cache.FileDigests()
+    versions: dict[str, str] = {}
+    out = []
+    seen: dict[str, str] = {}
+    for job in jobs:
+        if job.output in seen:
+            from cinekit.errors import UserError
+
+            raise UserError(f"two jobs write {job.output}: {seen[job.output]} and {job.shotlist}",
+                            hint="give the shots different ids or put the lists in different output folders")
+        seen[job.output] = job.shotlist
+        if job.engine not in versions:
+            versions[job.engine] = cache.engine_version(job.engine)
+        info = cache.job_key(project, job, versions[job.engine], fmt, digests)
+        sidecar = sidecar_path((Path(out_dir) / job.output).with_suffix(".x"))
+        fresh = cache.check(sidecar, info)
+        if force:
+            out.append(Planned(job, info, sidecar, True, "forced" if fresh.fresh else fresh.reason))
+        else:
+            out.append(Planned(job, info, sidecar, not fresh.fresh, fresh.reason))
+    return out
+
+
+@dataclass
+class BatchReport:
+    outcomes: list[Outcome]
+    plan: list[Planned]
+    seconds: float
+    lock_taken_over: dict[str, Any] | None = None
+
+    def count(self, status: str) -> int:
+        return sum(o.status == status for o in self.outcomes)
+
+
+def render_batch(runtime, jobs: list[Job], out_dir: Path, fmt: str = "mp4", *, force: bool = False,
+                 fail_fast: bool = False, progress: Progress | None = None, executor=None,
+                 wait: bool = False, on_wait=None) -> BatchReport:
+    """Lock the folder, skip up-to-date jobs, render the rest, keep the manifest current."""
+    from cinekit.render.lock import FolderLock
+    from cinekit.render.manifest import Manifest
+
+    start = time.perf_counter()
+    progress = progress or Progress()
+    out_dir = Path(out_dir)
+    with FolderLock(out_dir, wait=wait, on_wait=on_wait) as lock:
+        plan = plan_batch(runtime.project, jobs, out_dir, fmt, force=force)
+        manifest = Manifest(out_dir)
+        todo, keys, reasons, cached = [], {}, {}, {}
+        for i, p in enumerate(plan):
+            if p.run:
+                keys[len(todo)], reasons[len(todo)] = p.key, p.reason
+                todo.append(p.job)
+            else:
+                cache.clear_pending(p.sidecar)
+                record = cache.read_sidecar(p.sidecar) or {}
+                manifest.update(p.job.output, record)
+                cached[i] = Outcome(p.job, "cached", record=record, reason="cached")
+                progress.job_finished(cached[i])
+        manifest.save()
+        rendered = render_jobs(runtime, todo, out_dir, fmt, force=force, fail_fast=fail_fast, progress=progress,
+                               executor=executor, keys=keys, reasons=reasons, manifest=manifest)
+        manifest.save()
+    by_job = {id(o.job): o for o in rendered}
+    outcomes = []
+    for i, p in enumerate(plan):
+        if i in cached:
+            outcomes.append(cached[i])
+        elif id(p.job) in by_job:
+            outcomes.append(by_job[id(p.job)])
+    return BatchReport(outcomes, plan, time.perf_counter() - start, lock.took_over)
+

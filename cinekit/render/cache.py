@@ -1,0 +1,313 @@
+"""Content-addressed job keys and the "is this output up to date?" check.
+
+A job's key is the sha256 of everything that decides its bytes:
+
+- the resolved job record (``Job.to_record``: sizes, seed, prompt, pose track digest, ...),
+  with absolute paths made project-relative so a moved checkout keeps its cache;
+- every input file it reads, each by digest: the character files (spec YAML, reference art,
+  masks, rig file, LoRA, embeddings), the background image, the motion files named by the
+  shot's pose specs, and the files of the job's model set;
+- the engine name and ``engine.version``, the cinekit version, and the output format.
+
+File digests (``FileDigests``): files up to ``LARGE_FILE`` bytes are hashed by content (a
+project's YAML, art and motion files are small, so this is cheap and exact). Larger files
+(model checkpoints: 2-7 GB) are fingerprinted by ``(path, size, mtime_ns)`` instead: hashing
+them would cost seconds to minutes per run, and a model file replaced in place with the same
+size *and* the same modification time does not happen in practice (``--force`` covers it).
+Every digest is memoised per ``(path, size, mtime_ns)``, so a file shared by 100 shots is read
+once per run.
+
+Freshness (``check``): an output is up to date when its sidecar (the commit point, written
+last) records the same key and every file it lists is still there unchanged. "Unchanged" is
+first tested on ``(size, mtime_ns)`` recorded at write time (no read); only when that differs
+(a copy, a touch) are the bytes hashed and compared with the recorded sha256. So a re-run of
+an unchanged project reads no output file, and a copied render folder is still recognised.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cinekit import __version__
+from cinekit.job import Job
+
+LARGE_FILE = 64 * 1024 * 1024  # bytes; above this a file is fingerprinted by (path, size, mtime)
+KEY_VERSION = "1"              # bump when the key's recipe changes
+
+
+class FileDigests:
+    """Digests of input files, memoised by ``(path, size, mtime_ns)`` for the whole run."""
+
+    def __init__(self, large_file: int = LARGE_FILE):
+        self.large_file = large_file
+        self._memo: dict[tuple[str, int, int], str] = {}
+        self.reads = 0  # files actually hashed by content (tests assert on it)
+
+    def digest(self, path: Path) -> str:
+        """``sha256:<hex>`` of the bytes, ``stat:<hex>`` for a large file, ``missing`` if absent.
+
+        A folder (a diffusers model folder, a PNG sequence) digests its files' names and digests.
+        """
+        path = Path(path)
+        try:
+            st = path.stat()
+        except OSError:
+            return "missing"
+        if path.is_dir():
+            h = hashlib.sha256()
+            for f in sorted(p for p in path.rglob("*") if p.is_file()):
+                h.update(f.relative_to(path).as_posix().encode() + b"\0" + self.digest(f).encode() + b"\0")
+            return "dir:" + h.hexdigest()
+        memo_key = (str(path), st.st_size, st.st_mtime_ns)
+        if memo_key not in self._memo:
+            if st.st_size > self.large_file:
+                text = f"{path}\0{st.st_size}\0{st.st_mtime_ns}".encode()
+                self._memo[memo_key] = "stat:" + hashlib.sha256(text).hexdigest()
+            else:
+                self._memo[memo_key] = "sha256:" + file_sha256(path)
+                self.reads += 1
+        return self._memo[memo_key]
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------- inputs
+def _rel(project, path: Path | str) -> str:
+    """Project-relative POSIX path when inside the project, else the absolute path."""
+    p = Path(path)
+    try:
+        return p.resolve().relative_to(project.root).as_posix()
+    except ValueError:
+        return str(p)
+
+
+def character_files(spec, spec_path: Path) -> list[Path]:
+    """Every file a character reads (``Identity.files`` without decoding any image)."""
+    from cinekit.identity.core import resolve
+
+    out = [Path(spec_path)]
+    for ref in spec.references:
+        out.append(resolve(spec_path, ref.image))
+        if ref.mask:
+            out.append(resolve(spec_path, ref.mask))
+    if spec.rig and spec.rig.from_:
+        out.append(resolve(spec_path, spec.rig.from_))
+    out += [resolve(spec_path, x.file) for x in spec.lora]
+    out += [resolve(spec_path, x.file) for x in spec.embeddings]
+    return out
+
+
+def motion_files(project, job: Job) -> list[Path]:
+    """Motion files (BVH, OpenPose JSON, videos) named by the pose specs of the job's shot."""
+    from cinekit.spec.models import PoseSpec
+
+    list_path = (project.root / job.shotlist).resolve()
+    shot_list = project.shotlists.get(list_path)
+    if shot_list is None:
+        return []
+    out = []
+    for shot in shot_list.shots:
+        if shot is None or shot.id != job.shot_id:
+            continue
+        for ch in shot.characters:
+            if isinstance(ch.pose, PoseSpec) and ch.pose.source in ("bvh", "openpose", "video", "detect"):
+                out.append((list_path.parent / getattr(ch.pose, ch.pose.source)).resolve())
+    return out
+
+
+def model_files(project, job: Job) -> dict[str, str]:
+    """``{label: path or hub id}`` of the job's model set (diffusers engines); {} otherwise."""
+    if not job.model or job.model not in project.config.models:
+        return {}
+    ms = project.config.models[job.model]
+    named: dict[str, str | None] = {"base": ms.base, "config": ms.config, "vae": ms.vae,
+                                    "motion_adapter": ms.motion_adapter}
+    for name, value in ms.controlnet.model_dump().items():
+        named[f"controlnet.{name}"] = value
+    if ms.ip_adapter is not None:
+        named["ip_adapter"] = str(Path(ms.ip_adapter.path) / ms.ip_adapter.subfolder / ms.ip_adapter.weight)
+        named["ip_adapter.image_encoder"] = ms.ip_adapter.image_encoder
+    return {k: v for k, v in named.items() if v}
+
+
+def job_inputs(project, job: Job, digests: FileDigests) -> dict[str, str]:
+    """``{project-relative path: digest}`` of every input file the job reads (sorted keys)."""
+    paths: list[Path] = []
+    for ch in job.characters:
+        spec, spec_path = project.characters[ch.name]
+        paths += character_files(spec, spec_path)
+    if isinstance(job.background, str):
+        paths.append(Path(job.background))
+    paths += motion_files(project, job)
+    out = {_rel(project, p): digests.digest(p) for p in paths}
+    for label, value in model_files(project, job).items():
+        path = (project.root / value).resolve()
+        if path.exists():
+            out[_rel(project, path)] = digests.digest(path)
+        else:  # a hub id from the local cache: its name stands for it
+            out[f"model:{label}"] = f"id:{value}"
+    return dict(sorted(out.items()))
+
+
+# --------------------------------------------------------------------------- keys
+def portable_record(project, job: Job) -> dict[str, Any]:
+    """The job record with absolute paths inside the project made relative."""
+    rec = job.to_record()
+    for ch in rec["characters"]:
+        ch["spec_path"] = _rel(project, ch["spec_path"])
+    if isinstance(rec["background"], str):
+        rec["background"] = _rel(project, rec["background"])
+    return rec
+
+
+def _digest_json(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+@dataclass
+class KeyInfo:
+    """A job's key and the parts it was made of (kept in the sidecar to explain a re-render)."""
+
+    key: str
+    parts: dict[str, Any] = field(default_factory=dict)
+
+
+def job_key(project, job: Job, engine_version: str, fmt: str, digests: FileDigests) -> KeyInfo:
+    fmt = fmt if job.kind == "clip" else "png"
+    parts = {
+        "key_version": KEY_VERSION,
+        "job": _digest_json(portable_record(project, job)),
+        "inputs": job_inputs(project, job, digests),
+        "engine": {"name": job.engine, "version": engine_version},
+        "cinekit": __version__,
+        "format": fmt,
+    }
+    return KeyInfo(_digest_json(parts), parts)
+
+
+def engine_version(name: str) -> str:
+    """An engine's ``version`` read from its class (no instance, no model load)."""
+    import importlib
+
+    from cinekit.engines.base import _REGISTRY
+
+    target = _REGISTRY.get(name)
+    if target is None:
+        return "?"
+    module_name, attr = target.split(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError):
+        return "?"
+    return str(getattr(factory, "version", "?"))
+
+
+# --------------------------------------------------------------------------- freshness
+def read_sidecar(path: Path) -> dict[str, Any] | None:
+    """The sidecar record, or None when absent or unreadable (an uncommitted job)."""
+    try:
+        record = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and "key" in record and "files" in record else None
+
+
+def stat_signature(path: Path) -> list[int] | None:
+    """``[size, mtime_ns]`` of a file; for a folder, of its newest file and the total size."""
+    path = Path(path)
+    try:
+        if path.is_dir():
+            sts = [f.stat() for f in path.iterdir() if f.is_file()]
+            return [sum(s.st_size for s in sts), max((s.st_mtime_ns for s in sts), default=0), len(sts)]
+        st = path.stat()
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns]
+
+
+def output_sha256(path: Path) -> str:
+    """sha256 of a file, or of a folder's files (names and bytes), as the sidecar records it."""
+    path = Path(path)
+    if path.is_dir():
+        h = hashlib.sha256()
+        for f in sorted(path.iterdir()):
+            h.update(f.name.encode())
+            h.update(f.read_bytes())
+        return h.hexdigest()
+    return file_sha256(path)
+
+
+def _explain(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """Why a recorded key differs from the current one, in the words of ``--dry-run``."""
+    if not old:
+        return "key changed"
+    if old.get("engine") != new.get("engine"):
+        return f"engine changed ({(old.get('engine') or {}).get('version')} -> {new['engine']['version']})"
+    if old.get("format") != new.get("format"):
+        return "format changed"
+    old_in, new_in = old.get("inputs", {}), new.get("inputs", {})
+    for name in new_in:
+        if name not in old_in:
+            return f"input {name} added"
+        if old_in[name] != new_in[name]:
+            return f"input {name} changed"
+    for name in old_in:
+        if name not in new_in:
+            return f"input {name} removed"
+    if old.get("job") != new.get("job"):
+        return "spec changed"
+    if old.get("cinekit") != new.get("cinekit"):
+        return f"cinekit changed ({old.get('cinekit')} -> {new.get('cinekit')})"
+    return "key changed"
+
+
+@dataclass
+class Freshness:
+    fresh: bool
+    reason: str          # "cached" | "new" | "spec changed" | "input X changed" | "output missing" | ...
+
+
+def check(sidecar: Path, info: KeyInfo) -> Freshness:
+    """Is the output committed by ``sidecar`` up to date for ``info``? Reads no output bytes
+    unless a file's size or mtime changed since it was written."""
+    record = read_sidecar(sidecar)
+    if record is None:
+        return Freshness(False, "new")
+    if record.get("key") != info.key:
+        return Freshness(False, _explain(record.get("key_parts") or {}, info.parts))
+    folder = Path(sidecar).parent
+    stats = record.get("stat", {})
+    for name, sha in record["files"].items():
+        path = folder / name
+        if not path.exists():
+            return Freshness(False, f"output missing ({name})")
+        if stats.get(name) is not None and stat_signature(path) == stats[name]:
+            continue
+        if output_sha256(path) != sha:
+            return Freshness(False, f"output changed ({name})")
+    return Freshness(True, "cached")
+
+
+def pending_path(sidecar: Path) -> Path:
+    """The journal written before a job's files and removed after its sidecar."""
+    sidecar = Path(sidecar)
+    return sidecar.with_name(f".{sidecar.stem}.pending.json")
+
+
+def clear_pending(sidecar: Path) -> None:
+    """Remove a journal left by a run killed between the sidecar and the journal's removal."""
+    try:
+        os.unlink(pending_path(sidecar))
+    except FileNotFoundError:
+        pass
