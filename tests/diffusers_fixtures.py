@@ -15,7 +15,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from tests.project_factory import RIG, draw_figure  # noqa: E402
 
-__all__ = ["tiny_models", "tiny_project", "make_runtime", "still_job", "pose_at", "write_tiny_project"]
+__all__ = ["tiny_models", "tiny_project", "make_runtime", "still_job", "pose_at", "write_tiny_project",
+           "shared_project", "shared_engine"]
 
 W, H = 128, 64
 
@@ -54,6 +55,43 @@ def write_tiny_project(root: Path, models, *, ann_extra: str = "", bob_extra: st
     (root / "shots").mkdir(exist_ok=True)
     (root / "shots" / "ep.yaml").write_text("shots:\n  - id: s1\n    prompt: test\n")
     return root
+
+
+EXTRA_CHARACTERS = {
+    # same art as ann, plus a LoRA at weight 0 / 1, or a textual-inversion embedding
+    "lw0": "lora:\n  - {{file: {lora}, weight: 0.0, trigger: lwz}}\n",
+    "lw1": "lora:\n  - {{file: {lora}, weight: 1.0, trigger: lwz}}\n",
+    "emb": "embeddings:\n  - {{file: {emb}, token: \"{token}\"}}\n",
+}
+
+
+@pytest.fixture(scope="session")
+def shared_project(tmp_path_factory, tiny_models) -> Path:
+    """The tiny project plus characters lw0, lw1 (LoRA), emb (embedding), ann2 (ann with other art)."""
+    import shutil
+
+    root = write_tiny_project(tmp_path_factory.mktemp("shared") / "proj", tiny_models)
+    chars = root / "characters"
+    (chars / "adapters").mkdir()
+    shutil.copy(tiny_models.lora, chars / "adapters" / tiny_models.lora.name)
+    shutil.copy(tiny_models.embedding, chars / "adapters" / tiny_models.embedding.name)
+    ann = (chars / "ann.yaml").read_text()
+    for name, extra in EXTRA_CHARACTERS.items():
+        text = extra.format(lora=f"adapters/{tiny_models.lora.name}", emb=f"adapters/{tiny_models.embedding.name}",
+                            token=tiny_models.embedding_token)
+        (chars / f"{name}.yaml").write_text(ann.replace("name: ann", f"name: {name}") + text)
+    draw_figure(chars / "refs" / "ann2.png", colour=(240, 240, 30))
+    (chars / "ann2.yaml").write_text(ann.replace("name: ann", "name: ann2").replace("refs/ann.png", "refs/ann2.png"))
+    return root
+
+
+@pytest.fixture(scope="session")
+def shared_engine(shared_project):
+    """One runtime + diffusers engine for the session (the pipeline loads once)."""
+    from cinekit.engines.base import create_engine
+
+    runtime = make_runtime(shared_project)
+    return create_engine("diffusers", runtime)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ project root) and ``control_scale``.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -209,15 +210,13 @@ class DiffusersStillEngine:
         generator = torch.Generator("cpu").manual_seed(job.seed)
         call.update(height=H, width=W, num_inference_steps=job.steps, guidance_scale=job.guidance,
                     generator=generator, output_type="np", callback_on_step_end=on_step)
-        with torch.inference_mode():
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(torch.inference_mode())
+            if not use_ip and getattr(pipe.unet, "_cinekit_ip", None) is not None:
+                stack.enter_context(ip_adapter_bypassed(pipe.unet))   # loaded earlier, unused here
             if ctl is not None:
-                with ctl.attached(pipe.unet):
-                    images = pipe(**call).images
-            elif getattr(pipe.unet, "_cinekit_ip", None) is not None:
-                with ip_adapter_bypassed(pipe.unet):
-                    images = pipe(**call).images
-            else:
-                images = pipe(**call).images
+                stack.enter_context(ctl.attached(pipe.unet))
+            images = pipe(**call).images
 
         # 10. result
         frames = (np.clip(images, 0.0, 1.0) * 255.0).round().astype(np.uint8)

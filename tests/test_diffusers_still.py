@@ -1,0 +1,191 @@
+"""The diffusers still engine on tiny offline models: each identity mechanism is asserted.
+
+Strength 0 of IP-Adapter, reference attention and LoRA reproduces the baseline bit for bit,
+strength > 0 changes the output; two characters' contributions stay in their regions; the
+pipeline loads once for N shots; a second run encodes no reference again.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cinekit.errors import EngineError, UserError
+from tests.diffusers_fixtures import *  # noqa: F403
+from tests.diffusers_fixtures import make_runtime, still_job
+
+OFF = {"ip_adapter": 0.0, "reference_attention": 0.0}
+
+
+def render(engine, job):
+    engine.check_inputs(job)
+    return engine.render(job)
+
+
+@pytest.fixture(scope="module")
+def baseline(shared_engine):
+    """ann alone with every identity mechanism off, rendered before any adapter was loaded."""
+    return render(shared_engine, still_job(("ann",), options=OFF)).frames
+
+
+def test_result_shapes_and_info(shared_engine, baseline):
+    res = render(shared_engine, still_job(("ann", "bob")))
+    assert res.frames.shape == (1, 64, 128, 3) and res.frames.dtype == np.uint8
+    assert res.extras["control"].shape == (1, 64, 128, 3)
+    assert res.masks.shape == (1, 2, 64, 128) and not (res.masks[0, 0] & res.masks[0, 1]).any()
+    info = res.info
+    assert info["model"] == "tiny" and info["scheduler"] == "DDIMScheduler" and info["files"]
+    assert info["identity"]["reference_passes"] == 2          # one per denoising step
+    assert info["identity"]["ip_adapter"]["scales"] == {"ann": 0.7, "bob": 0.7}
+
+
+def test_deterministic(shared_engine, baseline):
+    again = render(shared_engine, still_job(("ann",), options=OFF)).frames
+    assert np.array_equal(baseline, again)
+
+
+def test_ip_adapter_zero_is_baseline_and_positive_changes(shared_engine, baseline):
+    on = render(shared_engine, still_job(("ann",), options={"ip_adapter": 1.0, "reference_attention": 0.0})).frames
+    assert not np.array_equal(on, baseline)
+    # the IP-Adapter is now loaded in the shared UNet: scale 0 must still equal never having loaded it
+    off = render(shared_engine, still_job(("ann",), options=OFF)).frames
+    assert np.array_equal(off, baseline)
+
+
+def test_reference_attention_zero_is_baseline_and_positive_changes(shared_engine, baseline):
+    on = render(shared_engine, still_job(("ann",), options={"ip_adapter": 0.0, "reference_attention": 0.8})).frames
+    assert not np.array_equal(on, baseline)
+    off = render(shared_engine, still_job(("ann",), options=OFF)).frames
+    assert np.array_equal(off, baseline)
+
+
+def test_style_fidelity_matters(shared_engine):
+    opts = {"ip_adapter": 0.0, "reference_attention": 1.0}
+    a = render(shared_engine, still_job(("ann",), options={**opts, "style_fidelity": 0.0})).frames
+    b = render(shared_engine, still_job(("ann",), options={**opts, "style_fidelity": 1.0})).frames
+    assert not np.array_equal(a, b)
+
+
+def test_lora_weight_zero_is_no_lora(shared_engine, baseline):
+    w1 = render(shared_engine, still_job(("lw1",), options=OFF))
+    assert not np.array_equal(w1.frames, baseline)
+    assert w1.info["loras"] == {"tiny_lora.safetensors": 1.0}
+    w0 = render(shared_engine, still_job(("lw0",), options=OFF)).frames
+    assert np.array_equal(w0, baseline)
+    # and a job without LoRA after LoRA jobs is the baseline again (adapters switched off)
+    assert np.array_equal(render(shared_engine, still_job(("ann",), options=OFF)).frames, baseline)
+
+
+def test_textual_inversion_token(shared_engine, tiny_models):
+    token = tiny_models.embedding_token
+    with_tok = render(shared_engine, still_job(("emb",), prompt=f"{token} waves", options=OFF)).frames
+    tokenizer = shared_engine.engine("still").loader.components("tiny").components["tokenizer"]
+    assert token in tokenizer.get_vocab()
+    plain = render(shared_engine, still_job(("emb",), prompt="x waves", options=OFF)).frames
+    assert not np.array_equal(with_tok, plain)
+
+
+def test_long_prompt_chunked_or_rejected(shared_engine):
+    # the tiny tokenizer has no merges: one token per character
+    long = render(shared_engine, still_job(("ann",), prompt="a" * 100, options=OFF)).frames
+    short = render(shared_engine, still_job(("ann",), prompt="a" * 70, options=OFF)).frames
+    assert long.shape == short.shape and not np.array_equal(long, short)
+    with pytest.raises(UserError, match="tokens"):
+        shared_engine.check_inputs(still_job(("ann",), prompt="a" * 300))
+
+
+def test_two_characters_contributions_stay_in_their_regions(shared_engine):
+    """A hook on the processors: at every attention layer each character's IP-Adapter and
+    reference-attention contribution is exactly zero outside its region, non-zero inside."""
+    seen: dict[tuple[str, str, int], bool] = {}
+
+    def hook(info):
+        contribution, mask = info["contribution"], info["mask"]           # (B, N, D), (B, N, 1)
+        outside = contribution * (1 - mask)
+        assert outside.abs().max().item() == 0.0
+        inside = (contribution.abs().sum(-1, keepdim=True) * mask).sum().item()
+        seen[(info["kind"], info["layer"], info["character"])] = inside > 0
+        if info["kind"] == "reference":
+            assert info["k_ref"].shape[0] == 1 and info["k_ref"].shape[-1] == info["k_self"].shape[-1]
+
+    engine = shared_engine.engine("still")
+    engine.hooks.append(hook)
+    try:
+        render(shared_engine, still_job(("ann", "bob"), options={"ip_adapter": 1.0, "reference_attention": 1.0}))
+    finally:
+        engine.hooks.remove(hook)
+    unet = engine.loader.components("tiny").components["unet"]
+    attn1 = [n for n in unet.attn_processors if n.endswith("attn1.processor")]
+    attn2 = [n for n in unet.attn_processors if n.endswith("attn2.processor")]
+    for kind, layers in (("reference", attn1), ("ip_adapter", attn2)):
+        for layer in layers:
+            for c in (0, 1):
+                assert seen.get((kind, layer, c)) is True, (kind, layer, c)
+
+
+def test_region_share_of_change_when_perturbing_a(shared_engine, record_property):
+    """End to end: swap A's reference art; report the share of the output change inside A's region."""
+    opts = {"ip_adapter": 1.0, "reference_attention": 1.0}
+    a = render(shared_engine, still_job(("ann", "bob"), options=opts, steps=3))
+    b = render(shared_engine, still_job(("ann2", "bob"), options=opts, steps=3))
+    diff = np.abs(a.frames[0].astype(np.int32) - b.frames[0]).sum(-1)
+    assert diff.sum() > 0
+    share = float(diff[a.masks[0, 0]].sum() / diff.sum())
+    record_property("region_share", share)
+    print(f"share of the change inside A's region: {share:.1%} (A's region is {a.masks[0, 0].mean():.0%} of the frame)")
+
+
+def test_view_weights_reach_the_embedding(shared_engine):
+    res = render(shared_engine, still_job(("ann",), views={"ann": "three_quarter"},
+                                          options={"ip_adapter": 1.0, "reference_attention": 0.5}))
+    assert res.info["identity"]["ip_adapter"]["weights"]["ann"] == {"ann.png": 0.5, "ann_side.png": 0.5}
+    assert res.info["identity"]["references"]["ann"]["view"] in ("front", "side")
+    side = render(shared_engine, still_job(("ann",), views={"ann": "side"}, options={"ip_adapter": 1.0}))
+    assert side.info["identity"]["ip_adapter"]["weights"]["ann"] == {"ann_side.png": 1.0}
+    assert side.info["identity"]["references"]["ann"]["reference"] == "ann_side.png"
+
+
+def test_second_run_encodes_nothing_and_n_shots_load_once(shared_project, tmp_path):
+    from cinekit.engines.base import create_engine
+
+    jobs = [still_job(("ann", "bob"), seed=s) for s in range(3)]
+    rt1 = make_runtime(shared_project, cache_dir=tmp_path / "cache")
+    e1 = create_engine("diffusers", rt1)
+    for j in jobs:
+        render(e1, j)
+    assert rt1.stats["pipeline_loads"] == 1 and rt1.stats["model_loads"] == 1
+    assert rt1.stats["reference_encodings"] == 2            # ann + bob, once each for 3 shots
+    assert rt1.stats["reference_latent_encodings"] == 2
+    rt2 = make_runtime(shared_project, cache_dir=tmp_path / "cache")
+    e2 = create_engine("diffusers", rt2)
+    render(e2, jobs[0])
+    assert rt2.stats.get("reference_encodings", 0) == 0
+    assert rt2.stats.get("reference_latent_encodings", 0) == 0
+    assert rt2.stats["pipeline_loads"] == 1
+
+
+def test_refine_over_the_puppet_render(shared_engine):
+    res = render(shared_engine, still_job(("ann",), refine=0.6, steps=3))
+    assert res.frames.shape == (1, 64, 128, 3)
+    assert res.info["kind"] == "controlnet_img2img"
+    loader = shared_engine.engine("still").loader
+    # the img2img pipeline shares the already loaded components
+    assert loader.pipeline("tiny", "controlnet_img2img").unet is loader.pipeline("tiny", "controlnet").unet
+
+
+def test_check_inputs_rejects_clearly(shared_engine):
+    with pytest.raises(UserError, match="model"):
+        shared_engine.check_inputs(still_job(("ann",), model=None))
+    with pytest.raises(UserError, match="unknown model set"):
+        shared_engine.check_inputs(still_job(("ann",), model="nope"))
+    with pytest.raises(UserError, match="multiple of 8"):
+        shared_engine.check_inputs(still_job(("ann",), width=100))
+
+
+def test_clip_jobs_go_to_the_video_engine(shared_engine):
+    import importlib.util
+
+    if importlib.util.find_spec("cinekit.engines.diffusers_clip") is not None:
+        pytest.skip("the video engine exists")
+    with pytest.raises(EngineError, match="video engine not available"):
+        shared_engine.engine("clip")
