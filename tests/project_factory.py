@@ -5,7 +5,6 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
 # A stick-figure rig on a 200x400 canvas (COCO-18 names; "right" = the character's right).

@@ -158,8 +158,8 @@ def test_poses_list_and_show(tmp_path, monkeypatch):
     assert result.exit_code == 0 and "wave" in result.output and "walk_a" in result.output
     result = runner.invoke(app, ["poses", "show", "wave", "--out", "wave.png", "--size", "256"])
     assert result.exit_code == 0, result.output
-    from PIL import Image
     import numpy as np
+    from PIL import Image
 
     with Image.open(tmp_path / "wave.png") as im:
         arr = np.asarray(im)

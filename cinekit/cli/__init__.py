@@ -43,9 +43,9 @@ class CinekitGroup(TyperGroup):
                 raise
             if os.environ.get("CINEKIT_DEBUG") == "1":
                 raise
-            from cinekit.cli.ui import err_console
-
             from rich.markup import escape
+
+            from cinekit.cli.ui import err_console
 
             err_console().print(f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))}\n"
                                 "    hint: run again with CINEKIT_DEBUG=1 for the traceback, and report it",
