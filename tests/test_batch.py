@@ -1,0 +1,299 @@
+"""Batch rendering as a build system: keys, cached skips, dry-run reasons, manifest, lock,
+resume after SIGKILL, reproduce, failures and JUnit."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from cinekit.cli import app
+from cinekit.engines.previz import PrevizEngine
+from tests.project_factory import draw_figure, frame_count, make_project
+
+runner = CliRunner()
+
+SMALL = "output: renders\nengines: {still: previz, clip: previz}\ndefaults: {size: [128, 96], fps: 8}\n"
+
+SHOTS = """\
+    shots:
+      - id: s010
+        prompt: "{ann} waves"
+        characters: [{name: ann, pose: wave}]
+      - id: s020
+        kind: clip
+        duration: 1.0
+        prompt: "{ann} and {bob}"
+        camera: wide
+        characters:
+          - {name: ann, position: left, pose: {keyframes: [{at: 0, pose: walk_a}, {at: 1, pose: walk_c}]}}
+          - {name: bob, position: right, pose: stand}
+      - id: s030
+        prompt: "{bob} stands"
+        characters: [{name: bob, pose: stand}]
+    """
+
+
+def many_shots(n: int, clip_every: int = 2) -> str:
+    """A generated shot list: stills and short clips alternating, both characters."""
+    lines = ["shots:"]
+    for i in range(n):
+        if i % clip_every:
+            lines.append(f"  - {{id: s{i:03d}, kind: clip, duration: 0.5, prompt: '{{ann}} and {{bob}}', "
+                         "characters: [{name: ann, position: left, pose: {keyframes: [{at: 0, pose: walk_a}, "
+                         "{at: 0.5, pose: walk_c}]}}, {name: bob, position: right, pose: stand}]}")
+        else:
+            lines.append(f"  - {{id: s{i:03d}, prompt: '{{ann}} waves', seed: {i}, "
+                         "characters: [{name: ann, pose: wave}]}")
+    return "\n".join(lines) + "\n"
+
+
+def flat(text: str) -> str:
+    """Console text with rich's line wrapping undone."""
+    return " ".join(text.split())
+
+
+def render(root: Path, *args: str):
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        return runner.invoke(app, ["render", "--ci", *args])
+    finally:
+        os.chdir(cwd)
+
+
+def dry_run(root: Path, *args: str) -> dict[str, str]:
+    result = render(root, "--dry-run", *args)
+    assert result.exit_code == 0, result.output + result.stderr
+    out = {}
+    for line in result.stdout.splitlines():
+        if line.startswith(("render ", "skip ")):
+            action, rest = line.split(None, 1)
+            out[rest.split()[0]] = f"{action}: {rest.split(': ', 1)[1]}"
+    return out
+
+
+def output_bytes(out_dir: Path) -> dict[str, bytes]:
+    """Every output file (not sidecars, manifest or lock) by relative path."""
+    files = {}
+    for p in sorted(out_dir.rglob("*")):
+        if p.is_file() and p.suffix != ".json" and not p.name.startswith("."):
+            files[p.relative_to(out_dir).as_posix()] = p.read_bytes()
+    return files
+
+
+# --------------------------------------------------------------------------- cache + dry run
+def test_second_run_is_all_cached_and_dry_run_explains_each_job(tmp_path):
+    root = make_project(tmp_path / "p", SHOTS, config=SMALL)
+    assert dry_run(root) == {"ep/s010": "render: new", "ep/s020": "render: new", "ep/s030": "render: new"}
+    first = render(root)
+    assert first.exit_code == 0, first.output + first.stderr
+    assert "3 rendered, 0 cached" in first.stdout
+    before = output_bytes(root / "renders")
+    second = render(root)
+    assert second.exit_code == 0 and "0 rendered, 3 cached" in second.stdout
+    assert output_bytes(root / "renders") == before
+    assert set(dry_run(root).values()) == {"skip: cached"}
+
+    shots = (root / "shots/ep.yaml").read_text()
+    (root / "shots/ep.yaml").write_text(shots.replace("{ann} waves", "{ann} waves hello"))
+    draw_figure(root / "characters/refs/bob.png", colour=(10, 200, 10))  # bob's art changes
+    (root / "renders/ep/s020.control.mp4").unlink()
+    reasons = dry_run(root)
+    assert reasons["ep/s010"] == "render: spec changed"
+    assert reasons["ep/s020"] == "render: input characters/refs/bob.png changed"
+    assert reasons["ep/s030"] == "render: input characters/refs/bob.png changed"
+    (root / "renders/ep/s020.control.mp4").write_bytes(b"")  # put back garbage: size differs
+    draw_figure(root / "characters/refs/bob.png", colour=(140, 120, 60))  # the original art again
+    reasons = dry_run(root)
+    assert reasons["ep/s020"] == "render: output changed (s020.control.mp4)"
+    assert reasons["ep/s030"] == "skip: cached"
+    result = render(root, "--only", "s020")
+    assert result.exit_code == 0 and "1 rendered" in result.stdout
+    assert frame_count(root / "renders/ep/s020.control.mp4")[0] == 8
+    forced = render(root, "--force", "--only", "s030")
+    assert "1 rendered, 0 cached" in forced.stdout
+
+
+def test_key_covers_engine_version_format_and_inputs(tmp_path):
+    from cinekit.render.cache import FileDigests, job_key
+    from cinekit.render.plan import Planner
+    from cinekit.spec.project import load_project
+
+    root = make_project(tmp_path / "p", SHOTS, config=SMALL)
+    project = load_project(root)
+    jobs = {p.job.shot_id: p.job for p in Planner(project).plan()}
+    digests = FileDigests()
+    base = job_key(project, jobs["s020"], "1", "mp4", digests)
+    assert job_key(project, jobs["s020"], "1", "mp4", digests).key == base.key
+    assert job_key(project, jobs["s020"], "2", "mp4", digests).key != base.key
+    assert job_key(project, jobs["s020"], "1", "gif", digests).key != base.key
+    assert job_key(project, jobs["s010"], "1", "mp4", digests).key == job_key(project, jobs["s010"], "1", "gif", digests).key
+    assert set(base.parts["inputs"]) == {"characters/ann.yaml", "characters/refs/ann.png",
+                                         "characters/bob.yaml", "characters/refs/bob.png"}
+    assert digests.reads == 4  # each file hashed once, however many jobs read it
+    small = FileDigests(large_file=10)  # every file counts as "large": fingerprinted by stat, not read
+    assert small.digest(root / "characters/ann.yaml").startswith("stat:") and small.reads == 0
+
+
+def test_manifest_and_sidecar_record_how_each_output_was_made(tmp_path):
+    root = make_project(tmp_path / "p", SHOTS, config=SMALL)
+    assert render(root).exit_code == 0
+    manifest = json.loads((root / "renders/manifest.json").read_text())["outputs"]
+    assert set(manifest) == {"ep/s010", "ep/s020", "ep/s030"}
+    entry = manifest["ep/s020"]
+    sidecar = json.loads((root / "renders/ep/s020.json").read_text())
+    assert entry["key"] == sidecar["key"] and len(entry["key"]) == 64
+    assert entry["seed"] == 0 and entry["engine"]["name"] == "previz" and entry["model"] is None
+    assert entry["timings"]["render_s"] > 0 and "characters/refs/ann.png" in entry["inputs"]
+    assert set(entry["files"]) == {"s020.mp4", "s020.control.mp4", "s020.poster.png"}
+    assert not list((root / "renders").rglob(".*"))  # no journal, temp file or lock left behind
+
+
+# --------------------------------------------------------------------------- commit point
+def test_a_job_killed_before_its_sidecar_is_rendered_again(tmp_path, monkeypatch):
+    """Files written but no sidecar (killed between the two): next run re-renders, no 'foreign file' error."""
+    from cinekit.render import outputs
+
+    root = make_project(tmp_path / "p", SHOTS, config=SMALL)
+    real = outputs.writers.write_json
+
+    def die_on_sidecar(path, data):
+        if path.name == "s020.json":
+            raise KeyboardInterrupt  # stands in for SIGKILL: nothing after this line runs
+        return real(path, data)
+
+    monkeypatch.setattr(outputs.writers, "write_json", die_on_sidecar)
+    assert render(root, "--only", "s020").exit_code != 0
+    monkeypatch.setattr(outputs.writers, "write_json", real)
+    assert (root / "renders/ep/s020.mp4").is_file() and not (root / "renders/ep/s020.json").exists()
+    assert (root / "renders/ep/.s020.pending.json").is_file()
+    assert dry_run(root)["ep/s020"] == "render: new"
+    result = render(root)
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "3 rendered" in result.stdout
+    assert not (root / "renders/ep/.s020.pending.json").exists()
+
+
+def _kill_at_random(root: Path, out: str, delay: float) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "cinekit", "render", "--ci", "--out", out], cwd=root,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+def test_sigkill_at_random_moments_then_resume_gives_identical_outputs(tmp_path):
+    root = make_project(tmp_path / "p", many_shots(8), config=SMALL)
+    reference = subprocess.run([sys.executable, "-m", "cinekit", "render", "--ci", "--out", "ref"], cwd=root,
+                               capture_output=True, text=True, timeout=120)
+    assert reference.returncode == 0, reference.stderr
+    rng = random.Random(6)
+    for _ in range(3):
+        _kill_at_random(root, "run", rng.uniform(0.8, 2.5))
+    final = subprocess.run([sys.executable, "-m", "cinekit", "render", "--ci", "--out", "run"], cwd=root,
+                           capture_output=True, text=True, timeout=120)
+    assert final.returncode == 0, final.stderr
+    ref, run = output_bytes(root / "ref"), output_bytes(root / "run")
+    assert run.keys() == ref.keys() and len(ref) == 8 * 2 + 4  # stills: png+control; clips: +poster
+    assert all(run[k] == ref[k] for k in ref)
+    assert not [p for p in (root / "run").rglob(".*")]
+    for mp4 in (root / "run").rglob("*.mp4"):
+        assert frame_count(mp4)[0] == 4
+
+
+# --------------------------------------------------------------------------- lock
+def test_second_render_of_a_locked_folder_fails_naming_the_pid_or_waits(tmp_path):
+    from cinekit.render.lock import FolderLock
+
+    root = make_project(tmp_path / "p", SHOTS, config=SMALL)
+    out = root / "renders"
+    with FolderLock(out):
+        result = render(root)
+        assert result.exit_code == 1
+        assert f"locked by another render: PID {os.getpid()}" in flat(result.stderr)
+        assert "--wait" in result.stderr
+    holder = FolderLock(out).acquire()
+    threading.Timer(0.5, holder.release).start()
+    start = time.perf_counter()
+    result = render(root, "--wait")
+    assert result.exit_code == 0 and time.perf_counter() - start >= 0.4
+    assert "waiting: the output folder is locked by PID" in flat(result.stderr)
+
+
+def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
+    root = make_project(tmp_path / "p", SHOTS, config=SMALL)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (root / "renders").mkdir()
+    (root / "renders/.cinekit.lock").write_text(json.dumps({"pid": dead.pid, "host": "h", "started": 0,
+                                                            "command": "cinekit render"}))
+    result = render(root)
+    assert result.exit_code == 0, result.stderr
+    assert f"took over the lock left by PID {dead.pid}" in flat(result.stderr)
+    assert not (root / "renders/.cinekit.lock").exists()
+
+
+# --------------------------------------------------------------------------- failures, CI, reproduce
+class FailOnS020:
+    """The previz engine, except shot s020 fails (same version: its other outputs stay cached)."""
+
+    name, kinds, version = "previz", PrevizEngine.kinds, PrevizEngine.version
+
+    def __init__(self, runtime):
+        self.inner = PrevizEngine(runtime)
+
+    def check_inputs(self, job):
+        self.inner.check_inputs(job)
+
+    def render(self, job, progress=None):
+        from cinekit.errors import EngineError
+
+        if job.shot_id == "s020":
+            raise EngineError("out of memory (simulated)")
+        return self.inner.render(job, progress)
+
+
+def test_failures_are_listed_with_cause_in_the_log_and_the_junit_report(tmp_path, monkeypatch):
+    from cinekit.engines import base
+
+    monkeypatch.setitem(base._REGISTRY, "previz", "tests.test_batch:FailOnS020")
+    root = make_project(tmp_path / "p", SHOTS, config=SMALL)
+    result = render(root, "--junit", str(tmp_path / "report.xml"))
+    assert result.exit_code == 3
+    assert "1 shot(s) failed: shots/ep.yaml: s020: out of memory (simulated)" in flat(result.stderr)
+    suite = ET.parse(tmp_path / "report.xml").getroot().find("testsuite")
+    assert suite.get("tests") == "3" and suite.get("failures") == "1"
+    cases = {c.get("name"): c for c in suite.iter("testcase")}
+    assert cases["s020"].find("failure").get("message") == "out of memory (simulated)"
+    assert cases["s010"].find("failure") is None and cases["s010"].get("classname") == "shots/ep.yaml"
+    assert not (root / "renders/ep/s020.json").exists()
+    monkeypatch.setitem(base._REGISTRY, "previz", "cinekit.engines.previz:PrevizEngine")
+    assert dry_run(root) == {"ep/s010": "skip: cached", "ep/s020": "render: new", "ep/s030": "skip: cached"}
+    # --fail-fast stops at the first failure: s010 renders, s020 fails, s030 never starts
+    monkeypatch.setitem(base._REGISTRY, "previz", "tests.test_batch:FailOnS020")
+    result = render(root, "--fail-fast", "--force")
+    assert result.exit_code == 3 and "1 rendered" in result.stdout
+
+
+def test_reproduce_rerenders_from_the_sidecar_and_compares_bytes(tmp_path):
+    root = make_project(tmp_path / "p", SHOTS, config=SMALL)
+    assert render(root).exit_code == 0
+    # the shot list changes after the render: --reproduce still renders what was recorded
+    shots = (root / "shots/ep.yaml").read_text()
+    (root / "shots/ep.yaml").write_text(shots.replace("duration: 1.0", "duration: 2.0"))
+    result = render(root, "--reproduce", "renders/ep/s020.mp4")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "identical: s020.mp4" in result.stdout and "byte-identical" in result.stdout
+    (root / "characters/ann.yaml").write_text((root / "characters/ann.yaml").read_text() + "# edited\n")
+    result = render(root, "--reproduce", "renders/ep/s010.png")
+    assert "input characters/ann.yaml changed" in flat(result.stderr)
