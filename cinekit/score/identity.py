@@ -69,7 +69,7 @@ class Embedder:
         import torch
 
         if self._processor is not None:
-            return self._processor(images=[np.asarray(i)[..., :3] for i in images], return_tensors="pt")["pixel_values"]
+            return self._processor(images=[np.array(np.asarray(i)[..., :3]) for i in images], return_tensors="pt")["pixel_values"]
         from PIL import Image
 
         size = int(getattr(self._model.config, "image_size", 224))

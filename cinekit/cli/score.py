@@ -1,0 +1,100 @@
+"""`cinekit score` (consistency scores of any output) and `cinekit report` (the review page).
+
+Nothing heavy is imported here: the scoring modules (OpenCV, torch for embeddings) load
+when a command runs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+
+def _project_or_none(path: Path):
+    """The project holding ``path`` (or the current folder), or None outside any project."""
+    from cinekit.errors import UserError
+    from cinekit.spec.project import find_root, load_project
+
+    for start in (path, Path(".")):
+        try:
+            find_root(start)
+        except UserError:
+            continue
+        return load_project(start)
+    return None
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def score(
+        outputs: list[Path] = typer.Argument(..., help="Rendered PNG / GIF / MP4 files or PNG-frame folders."),
+        character: str = typer.Option(None, "--character", "-c", help="Score only this character."),
+        mask: Path = typer.Option(None, "--mask", help="Mask image of the region to score (white = region)."),
+        reference: Path = typer.Option(None, "--reference", help="Reference image (RGBA) for files outside a project."),
+        as_json: bool = typer.Option(False, "--json", help="Print the scores as JSON."),
+    ):
+        """Palette ΔE, identity similarity, flicker and warping error of outputs, checked against `gates:`."""
+        from cinekit.cli.ui import console
+        from cinekit.errors import UserError
+        from cinekit.score.gates import check_gates, score_output
+
+        if mask is not None and not mask.is_file():
+            raise UserError(f"{mask}: mask not found")
+        project = None if reference is not None else _project_or_none(outputs[0])
+        if character and project is None and reference is None:
+            raise UserError(f"--character {character}: no cinekit.yaml here or above {outputs[0]}",
+                            hint="run inside the project, or pass --reference IMAGE")
+        gates = project.config.gates if project is not None else {}
+        results = []
+        for out in outputs:
+            scores = score_output(out, project=project, character=character, mask=mask, reference=reference)
+            scores["gates"] = [g.to_dict() for g in check_gates(scores, gates)] if gates else []
+            results.append(scores)
+        if as_json:
+            typer.echo(json.dumps(results if len(results) > 1 else results[0], indent=2, sort_keys=True))
+            return
+        from rich.table import Table
+
+        table = Table(title="consistency scores")
+        for col in ("output", "character", "ΔE", "id cos", "flicker", "warp", "gates"):
+            table.add_column(col)
+
+        def fmt(v, d=3):
+            return "-" if v is None else f"{v:.{d}f}"
+
+        for r in results:
+            fails = [g for g in r["gates"] if g["status"] == "fail"]
+            verdict = ("[red]fail[/]: " + "; ".join(g["message"] for g in fails)) if fails else (
+                "[green]pass[/]" if r["gates"] else "-")
+            rows = list(r["characters"].items()) or [(None, {})]
+            for i, (name, entry) in enumerate(rows):
+                table.add_row(r["path"] if i == 0 else "", name or "-", fmt(entry.get("palette_delta_e"), 2),
+                              fmt(entry.get("identity_cosine")), fmt(r["scores"].get("flicker")) if i == 0 else "",
+                              fmt(r["scores"].get("warp_error")) if i == 0 else "", verdict if i == 0 else "")
+        con = console()
+        con.print(table)
+        for r in results:
+            for w in r["warnings"]:
+                con.print(f"[yellow]warning:[/] {r['path']}: {w}", highlight=False)
+
+    @app.command()
+    def report(
+        project_dir: Path = typer.Argument(Path("."), help="Project folder (default: .)."),
+        out: Path = typer.Option(None, "--out", "-o", help="Page to write (default: <output>/report.html)."),
+        no_scores: bool = typer.Option(False, "--no-scores", help="Skip scoring (faster; no colours, no gallery)."),
+    ):
+        """Write a static review page of every shot list plus a contact sheet PNG per list."""
+        from cinekit.cli.project import load
+        from cinekit.cli.ui import console
+        from cinekit.score.report import build_report
+
+        project = load(project_dir)
+        rep = build_report(project, out, scores=not no_scores)
+        con = console()
+        con.print(f"review page: {rep.html}")
+        for sheet in rep.contact_sheets:
+            con.print(f"contact sheet: {sheet}")
+        failed = rep.failed_gates
+        con.print(f"{len(rep.shots)} shot(s), {len(rep.warnings)} warning(s), {len(failed)} failed gate(s)")
