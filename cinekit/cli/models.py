@@ -49,7 +49,7 @@ def check(project: Path = typer.Option(None, help="Project folder (default: the 
         table.add_row(name, ms.family, ms.base, "[red]%d problem(s)[/]" % len(errors) if errors else "[green]ok[/]")
     console().print(table)
     for p in found:
-        console().print(p.format(), highlight=False, markup=False)
+        console().print(p.format(), highlight=False, markup=False, soft_wrap=True)
     if failed:
         raise typer.Exit(1)
 
@@ -67,6 +67,7 @@ def tiny(folder: Path = typer.Argument(..., help="Folder to write the tiny model
     snippet = {"models": {name: modelset_dict(models, None)}}
     if models.sdxl is not None:
         snippet["models"][f"{name}-xl"] = {"family": "sdxl", "base": str(models.sdxl)}
-    console().print(f"# wrote {folder}: random weights, for smoke tests only (pictures are noise)")
-    console().print(f"# LoRA: {models.lora}\n# embedding: {models.embedding} (token {models.embedding_token})")
-    console().print(yaml.safe_dump(snippet, sort_keys=False), highlight=False, markup=False, end="")
+    # plain echo: the YAML must not be wrapped or styled (it is meant to be pasted)
+    typer.echo(f"# wrote {folder}: random weights, for smoke tests only (pictures are noise)")
+    typer.echo(f"# LoRA: {models.lora}\n# embedding: {models.embedding} (token {models.embedding_token})")
+    typer.echo(yaml.safe_dump(snippet, sort_keys=False), nl=False)
