@@ -385,6 +385,7 @@ class LoadedSet:
     files: dict[str, str]                      # path -> fingerprint (model identity)
     controlnets: dict[str, Any] = field(default_factory=dict)
     vae_id: str = ""                           # fingerprint of the VAE weights (latent caches)
+    ip_state_dict: dict[str, Any] | None = None  # an injected IP-Adapter (``register``)
     lock: threading.RLock = field(default_factory=threading.RLock)
 
 
@@ -431,6 +432,24 @@ class ModelLoader:
             raise ModelError(f"models.{name}.{key}: {p.name} is a pickle file ({p.suffix}); refused",
                              hint="convert it to .safetensors, or pass --allow-pickle if you trust the file")
         return p
+
+    def register(self, name: str, modelset: "ModelSet", components: dict[str, Any], *,
+                 controlnets: dict[str, Any] | None = None, ip_adapter: dict[str, Any] | None = None,
+                 identity: str = "in-memory") -> LoadedSet:
+        """Inject an in-memory model set (tests, benchmarks): no file is read for it.
+
+        ``ip_adapter``: ``{"state_dict": {"image_proj": ..., "ip_adapter": ...}, "image_encoder": ...,
+        "feature_extractor": ...}``, loaded into a pipeline's UNet on first use like a file would be."""
+        with self._lock:
+            self.models[name] = modelset
+            loaded = LoadedSet(name, modelset, detect_family(dict(components["unet"].config)), dict(components),
+                               {identity: identity}, dict(controlnets or {}), vae_id=f"{identity}/vae")
+            if ip_adapter is not None:
+                loaded.components["image_encoder"] = ip_adapter["image_encoder"]
+                loaded.components["feature_extractor"] = ip_adapter["feature_extractor"]
+                loaded.ip_state_dict = ip_adapter["state_dict"]
+            self._sets[name] = loaded
+            return loaded
 
     # ---- components
     def components(self, name: str) -> LoadedSet:
@@ -614,6 +633,8 @@ class ModelLoader:
             if state is not None:
                 return state
             ms = loaded.modelset
+            if loaded.ip_state_dict is not None:
+                return self._install_ip(unet, loaded, loaded.ip_state_dict, "in-memory", "in-memory")
             if ms.ip_adapter is None:
                 raise ModelError(f"models.{name}.ip_adapter is not configured",
                                  hint="add `ip_adapter: {path: ..., subfolder: models, weight: ...}` or set the "
@@ -634,7 +655,6 @@ class ModelLoader:
                 loaded.components["feature_extractor"] = CLIPImageProcessor(size=size, crop_size=size)
                 loaded.files[str(enc)] = folder_fingerprint(enc)
                 loaded.files[str(weight)] = file_fingerprint(weight)
-            encoder = loaded.components["image_encoder"]
             if weight.suffix == ".safetensors":
                 from safetensors.torch import load_file
 
@@ -649,19 +669,22 @@ class ModelLoader:
                     head, _, rest = k.partition(".")
                     if head in sd:
                         sd[head][rest] = v
-            unet._load_ip_adapter_weights([sd], low_cpu_mem_usage=False)
-            unet.to(self.device)
-            procs = {n: p for n, p in unet.attn_processors.items() if type(p).__name__.startswith("IPAdapter")}
-            state = {
-                "image_encoder": encoder,
-                "feature_extractor": loaded.components["feature_extractor"],
-                "encoder_id": loaded.files.get(str(enc)) or folder_fingerprint(enc),
-                "weight": str(weight),
-                "processors": procs,
-                "hidden_states": type(unet.encoder_hid_proj.image_projection_layers[0]).__name__ != "ImageProjection",
-            }
-            unet._cinekit_ip = state
-            return state
+            return self._install_ip(unet, loaded, sd, str(weight), loaded.files.get(str(enc)) or folder_fingerprint(enc))
+
+    def _install_ip(self, unet, loaded: LoadedSet, sd: dict[str, Any], weight: str, encoder_id: str) -> dict[str, Any]:
+        unet._load_ip_adapter_weights([sd], low_cpu_mem_usage=False)
+        unet.to(self.device)
+        procs = {n: p for n, p in unet.attn_processors.items() if type(p).__name__.startswith("IPAdapter")}
+        state = {
+            "image_encoder": loaded.components["image_encoder"],
+            "feature_extractor": loaded.components["feature_extractor"],
+            "encoder_id": encoder_id,
+            "weight": weight,
+            "processors": procs,
+            "hidden_states": type(unet.encoder_hid_proj.image_projection_layers[0]).__name__ != "ImageProjection",
+        }
+        unet._cinekit_ip = state
+        return state
 
     def lora(self, pipe, path: Path) -> str:
         """Load a LoRA file into the pipeline's UNet/text encoder once; its adapter name."""
