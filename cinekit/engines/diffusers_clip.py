@@ -1,0 +1,525 @@
+"""The temporally consistent video engine: AnimateDiff + ControlNet pose + IP-Adapter +
+reference attention + LoRA / textual inversion, FreeNoise windows for long shots.
+
+How frames are produced. AnimateDiff's motion modules were trained on clips sampled at about
+8 fps, but nothing in the model fixes a frame rate: it denoises a stack of frames whose
+motion is dictated, here, by the ControlNet pose frames. The planner samples the pose track
+at ``job.fps`` (``job.frames = round(duration * fps)``), so the engine generates exactly
+``job.frames`` frames, one per pose frame, and the writers play them at ``job.fps``: no
+resampling, no interpolation, duration exact. At rates far above 8 fps each frame moves less,
+which the motion module handles well; the pose track, not the model, sets the speed.
+
+Any length. Up to ``context_length`` frames (16, the motion module's training window) the
+whole clip is one window. Past it FreeNoise engages (``cinekit.engines.freenoise``): every
+motion block attends over overlapping windows (``context_length``/``context_stride``, options)
+fused with pyramid weights, and the starting noise repeats shuffled per window, so a 10 s shot
+is one clip, not stitched pieces. Spatial layers, ControlNet, IP-Adapter and reference
+attention see every frame at once, so identity is shared across windows.
+
+Options (``job.options``; per character a number or ``{name: number}`` where noted):
+``ip_adapter``, ``reference_attention``, ``style_fidelity`` (per character, as for stills),
+``regional`` (default true), ``reference_size``, ``free_noise`` (auto|true|false),
+``context_length``, ``context_stride``, ``free_noise_weighting`` (pyramid|flat|
+delayed_reverse_sawtooth), ``free_noise_noise`` (shuffle_context|repeat_context|random),
+``free_init`` (false, true or an iteration count), ``decode_chunk_size`` (default 8),
+``forward_chunking`` (default: on past one window), ``control_scale``, ``continue_from`` (set
+by the planner), ``continue_frames`` (opening frames conditioned, default 4),
+``continue_strength`` (fraction of the steps the opening frames are held, default 0.8).
+
+Continuity across cuts (``continue_from: <shot id>``): the previous shot's last frame is read
+from its output (PNG sequence, MP4 or GIF), encoded with the VAE and used as an img2img init
+of the opening frames, AnimateDiffVideoToVideo-style but per frame: after each denoising step
+the opening frames' latents are blended towards that frame noised to the next timestep (frame
+0 fully, then a linear ramp down over ``continue_frames``), for the first ``continue_strength``
+of the steps; with strength 1 frame 0 ends on the previous frame's latent. The motion module
+carries it into the following frames.
+
+Refine (``refine: 0..1``): AnimateDiffVideoToVideoControlNetPipeline over the puppet engine's
+clip, strength = ``refine``, the pose ControlNet kept.
+
+Memory: VAE decode in chunks of ``decode_chunk_size`` frames, feed-forward chunking of the
+UNet's transformer blocks, ``--low-vram`` = model CPU offload on CUDA (done by the loader).
+SDXL model sets cannot render clips: diffusers 0.42 has no AnimateDiff SDXL pipeline with
+ControlNet (and FreeNoise is not implemented for SDXL), so ``check_inputs`` refuses them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cinekit.engines.base import ProgressFn, RenderResult
+from cinekit.engines.freenoise import WindowPlan, resolve_plan
+from cinekit.engines.loader import ModelLoader, is_pickle, resolve_model_path
+from cinekit.errors import EngineError, ModelError, UserError
+from cinekit.identity.core import resolve
+from cinekit.job import Job
+
+
+def _option(job: Job, key: str, name: str, default: float) -> float:
+    value = job.options.get(key)
+    if isinstance(value, dict):
+        value = value.get(name)
+    return float(default if value is None else value)
+
+
+def previous_output(out_dirs: list[Path], job: Job, shot_id: str) -> Path | None:
+    """The rendered output of ``shot_id`` next to this job's output: PNG sequence, MP4 or GIF."""
+    for out in out_dirs:
+        folder = Path(out) / Path(job.output).parent
+        for cand in (folder / shot_id, folder / f"{shot_id}.mp4", folder / f"{shot_id}.gif"):
+            if cand.is_dir() and any(cand.glob("*.png")):
+                return cand
+            if cand.is_file():
+                return cand
+    return None
+
+
+def last_frame(path: Path) -> np.ndarray:
+    """The last frame ``(H, W, 3)`` uint8 of a PNG-sequence folder, an MP4 or a GIF."""
+    from PIL import Image
+
+    path = Path(path)
+    if path.is_dir():
+        with Image.open(sorted(path.glob("*.png"))[-1]) as im:
+            return np.asarray(im.convert("RGB")).copy()
+    if path.suffix == ".gif":
+        with Image.open(path) as im:
+            im.seek(im.n_frames - 1)
+            return np.asarray(im.convert("RGB")).copy()
+    import imageio_ffmpeg
+
+    reader = imageio_ffmpeg.read_frames(str(path))
+    meta = next(reader)
+    w, h = meta["size"]
+    frame = None
+    for buf in reader:
+        frame = buf
+    if frame is None:
+        raise UserError(f"{path} has no frames")
+    return np.frombuffer(frame, np.uint8).reshape(h, w, 3).copy()
+
+
+class DiffusersClipEngine:
+    name = "diffusers"
+    kinds = frozenset({"clip"})
+    version = "1"
+
+    def __init__(self, runtime):
+        self.runtime = runtime
+        if runtime.loader is None:
+            runtime.loader = ModelLoader.for_runtime(runtime)
+        self.loader = runtime.loader
+        self.hooks: list = []            # identity-attention hooks (tests, debugging)
+        self.pipeline_hooks: list = []   # called with (pipe, plan) right before denoising (tests)
+        self._encoders: dict[int, Any] = {}
+        self._latents: dict[int, Any] = {}
+
+    # 0. ---------------------------------------------------------------------------------
+    def check_inputs(self, job: Job) -> None:
+        """Model set, sizes, windows, files, the previous shot and the prompt, before any weight loads."""
+        if job.kind != "clip":
+            raise EngineError(f"the diffusers clip engine renders clips, not {job.kind}s")
+        if not job.model:
+            raise UserError(f"shot {job.shot_id}: the diffusers engine needs `model:` (a model set of cinekit.yaml)")
+        ms = self.loader.modelset(job.model)
+        if ms.family == "sdxl":
+            raise UserError(f"shot {job.shot_id}: model set {job.model!r} is SDXL; clips need an sd15 model set",
+                            hint="diffusers has no AnimateDiff SDXL pipeline with a pose ControlNet (nor FreeNoise "
+                                 "for SDXL); use an sd15 model set with `motion_adapter:` for clips")
+        if not ms.motion_adapter:
+            raise UserError(f"model set {job.model!r} has no motion_adapter",
+                            hint="add `motion_adapter: PATH` (an AnimateDiff MotionAdapter folder) to the model set")
+        if ms.controlnet.openpose is None:
+            raise UserError(f"model set {job.model!r} has no openpose ControlNet",
+                            hint="add `controlnet: {openpose: PATH}` to the model set")
+        if job.width % 8 or job.height % 8:
+            raise UserError(f"shot {job.shot_id}: {job.width}x{job.height} is not a multiple of 8",
+                            hint="diffusers models need width and height divisible by 8")
+        if job.frames < 1 or job.pose.shape[0] != job.frames:
+            raise UserError(f"shot {job.shot_id}: {job.frames} frames but a pose track of {job.pose.shape[0]}")
+        try:
+            self._plan(job)
+        except ValueError as e:
+            raise UserError(f"shot {job.shot_id}: {e}", hint="see options context_length / context_stride / free_noise") from None
+        if job.refine is not None:
+            try:
+                import cinekit.engines.puppet  # noqa: F401
+            except ImportError as e:
+                raise EngineError("refine needs the puppet engine, which is not available") from e
+        if job.options.get("continue_from"):
+            self._previous(job)
+        vectors = 0
+        text = job.prompt
+        for ch in job.characters:
+            identity = self.runtime.identities.get(ch.name)
+            for spec in identity.spec.lora:
+                self._check_file(resolve(identity.spec_path, spec.file), f"{ch.name}: lora")
+            for spec in identity.spec.embeddings:
+                path = resolve(identity.spec_path, spec.file)
+                self._check_file(path, f"{ch.name}: embedding")
+                vectors += text.count(spec.token) * _embedding_vectors(path)
+                text = text.replace(spec.token, " ")
+        tokenizer = self.loader.tokenizer(job.model)
+        count = max(len(tokenizer(t, add_special_tokens=False).input_ids) for t in (text, job.negative)) + vectors
+        limit = tokenizer.model_max_length - 2
+        if count > limit:
+            raise UserError(f"shot {job.shot_id}: the prompt is {count} tokens; clips take at most {limit}",
+                            hint="FreeNoise encodes prompts itself, without chunking: shorten the prompt "
+                                 "or the characters' descriptions")
+
+    def _check_file(self, path: Path, what: str) -> None:
+        if not path.is_file():
+            raise UserError(f"{what} file {path} not found")
+        if is_pickle(path) and not self.loader.allow_pickle:
+            raise ModelError(f"{what}: {path.name} is a pickle file ({path.suffix}); refused",
+                             hint="convert it to .safetensors, or pass --allow-pickle if you trust the file")
+
+    def _max_seq_length(self, job: Job) -> int:
+        path, _ = resolve_model_path(self.loader.modelset(job.model).motion_adapter, self.loader.root)
+        try:
+            return int(json.loads((path / "config.json").read_text()).get("motion_max_seq_length", 32))
+        except (OSError, ValueError, TypeError) as e:
+            raise ModelError(f"models.{job.model}.motion_adapter: cannot read its config.json ({e})") from e
+
+    def _plan(self, job: Job) -> WindowPlan:
+        return resolve_plan(job.frames, job.options, self._max_seq_length(job))
+
+    def _previous(self, job: Job) -> Path:
+        shot = str(job.options["continue_from"])
+        dirs = [Path(d) for d in (job.options.get("output_dir"), getattr(self.runtime, "out_dir", None)) if d]
+        dirs.append(self.runtime.project.output_dir)
+        found = previous_output(dirs, job, shot)
+        if found is None:
+            raise UserError(f"shot {job.shot_id}: continue_from {shot!r}, but {shot} has not been rendered yet",
+                            hint=f"render {shot} first (looked for {shot}.mp4, {shot}.gif or {shot}/ in "
+                                 f"{', '.join(str(d / Path(job.output).parent) for d in dirs)})")
+        return found
+
+    # 1-12. ------------------------------------------------------------------------------
+    def render(self, job: Job, progress: ProgressFn | None = None) -> RenderResult:
+        import torch
+        from PIL import Image
+
+        from cinekit.engines import freenoise
+        from cinekit.identity.reference_attention import (
+            CharacterAttention,
+            IdentityAttention,
+            ip_adapter_bypassed,
+            pose_region_masks,
+        )
+        from cinekit.pose.draw import draw_control_frames
+
+        loader, rt = self.loader, self.runtime
+        W, H, F = job.width, job.height, job.frames
+        identities = [rt.identities.get(c.name) for c in job.characters]
+
+        # 1. pipeline: AnimateDiff + openpose ControlNet built from the model set (cached);
+        #    the IP-Adapter, when used, is loaded into this pipeline's motion UNet below (after it was built)
+        kind = "animatediff_v2v_controlnet" if job.refine is not None else "animatediff_controlnet"
+        pipe = loader.pipeline(job.model, kind, ("openpose",))
+        device = pipe._execution_device
+
+        # 2. frames and windows: exactly job.frames frames; FreeNoise past the window
+        plan = self._plan(job)
+        freenoise.engage(pipe, plan, job.options.get("free_noise_weighting", "pyramid"),
+                         job.options.get("free_noise_noise", "shuffle_context"))
+        free_init = job.options.get("free_init", False)
+        iters = 0 if free_init in (False, None, 0) else (3 if free_init is True else int(free_init))
+        if iters:
+            pipe.enable_free_init(num_iters=iters, use_fast_sampling=False)
+        elif getattr(pipe, "free_init_enabled", False):
+            pipe.disable_free_init()
+
+        # 3. memory: feed-forward chunking past one window, VAE decode in chunks
+        chunking = bool(job.options.get("forward_chunking", plan.free_noise))
+        chunk_feed_forward(pipe.unet, plan.context_length if chunking else None)
+        decode_chunk = max(1, int(job.options.get("decode_chunk_size", 8)))
+
+        # 4. control frames from the pose track (already sampled at job.fps)
+        control = draw_control_frames(job.pose, W, H)                              # (F, H, W, 3)
+        conditioning = [Image.fromarray(c) for c in control]
+
+        # 5. regions per frame and identity settings
+        regions = pose_region_masks(job.pose, W, H, [c.z for c in job.characters])   # (F, C, H, W)
+        regional = bool(job.options.get("regional", True))
+        settings = [CharacterAttention(
+            reference=_option(job, "reference_attention", ch.name, idt.spec.identity.reference_attention),
+            style_fidelity=_option(job, "style_fidelity", ch.name, idt.spec.identity.style_fidelity),
+            ip_scale=_option(job, "ip_adapter", ch.name, idt.spec.identity.ip_adapter),
+        ) for ch, idt in zip(job.characters, identities, strict=True)]
+        modelset = loader.modelset(job.model)
+        if modelset.ip_adapter is None:
+            for s in settings:
+                s.ip_scale = 0.0
+
+        # 6. LoRA and textual inversion per character
+        loras = self._apply_loras(pipe, identities)
+        for idt in identities:
+            for spec in idt.spec.embeddings:
+                loader.textual_inversion(pipe, resolve(idt.spec_path, spec.file), spec.token)
+
+        # 7. prompt (FreeNoise encodes strings itself)
+        do_cfg = job.guidance > 1.0
+        call: dict[str, Any] = {"prompt": job.prompt, "negative_prompt": job.negative}
+
+        # 8. IP-Adapter image embeddings: the identity core's cache, shared with stills
+        use_ip = any(s.ip_scale > 0 for s in settings)
+        ip_info: dict[str, Any] = {}
+        ip_procs: dict[str, Any] = {}
+        if use_ip:
+            ip = loader.ip_adapter(job.model, pipe)
+            ip_procs = ip["processors"]
+            encoder = self._encoder(ip)
+            pos, used = [], {}
+            for ch, idt in zip(job.characters, identities, strict=True):
+                emb, used[ch.name] = encoder.character(idt, ch.view)
+                pos.append(emb)
+            pos_t = torch.stack(pos, dim=1)                                         # (1, C, ...)
+            neg_t = encoder.unconditional().unsqueeze(1).expand_as(pos_t)
+            embeds = torch.cat([neg_t, pos_t]) if do_cfg else pos_t
+            call["ip_adapter_image_embeds"] = [embeds.to(device=device, dtype=pipe.unet.dtype)]
+            ip_info = {"weights": used, "scales": {c.name: s.ip_scale for c, s in zip(job.characters, settings, strict=True)}}
+
+        # 9. reference attention, applied per frame on the spatial self-attention layers
+        use_ref = any(s.reference > 0 for s in settings)
+        vae_scale = pipe.vae_scale_factor
+        ctl = None
+        ref_info: dict[str, Any] = {}
+        if use_ref or use_ip:
+            ref_lat = ref_noise = None
+            if use_ref:
+                ref_lat, ref_info = self._reference_latents(pipe, job, identities, vae_scale)
+                g = torch.Generator("cpu").manual_seed((job.seed + 0x5EED) % (2**63))
+                ref_noise = torch.randn(ref_lat.shape, generator=g)
+            ctl = IdentityAttention(
+                characters=settings, latent_hw=(H // vae_scale, W // vae_scale),
+                masks=torch.from_numpy(regions.astype(np.float32)) if regional else None,
+                do_cfg=do_cfg, frames=F, reference_latents=ref_lat, reference_noise=ref_noise,
+                scheduler=pipe.scheduler, ip_processors=ip_procs if use_ip else {}, hooks=self.hooks,
+            )
+
+        # 10. init: the puppet clip (refine) and the previous shot's last frame (continue_from)
+        if job.refine is not None:
+            from cinekit.engines.puppet import PuppetEngine
+
+            puppet = PuppetEngine(rt).render(job).frames
+            call.update(video=[Image.fromarray(f) for f in puppet], strength=float(job.refine))
+        hold = self._continuity(pipe, job, device) if job.options.get("continue_from") else None
+
+        # 11. denoise (progress per step; the opening frames held towards the previous shot)
+        total = job.steps * max(iters, 1)
+        done = [0]
+
+        def on_step(_pipe, step, t, kwargs):
+            done[0] += 1
+            out = {}
+            if hold is not None:
+                out["latents"] = hold(kwargs["latents"], t, step)
+            if progress:
+                progress(min(done[0], total), total)
+            return out
+
+        if job.options.get("control_scale") is not None:
+            call["controlnet_conditioning_scale"] = float(job.options["control_scale"])
+        generator = torch.Generator("cpu").manual_seed(job.seed)
+        call.update(num_frames=F, height=H, width=W, num_inference_steps=job.steps, guidance_scale=job.guidance,
+                    conditioning_frames=conditioning, generator=generator, output_type="np",
+                    decode_chunk_size=decode_chunk, callback_on_step_end=on_step)
+        if job.refine is not None:
+            call.pop("num_frames")
+        for hook in self.pipeline_hooks:
+            hook(pipe, plan)
+        with torch.inference_mode():
+            if ctl is not None:
+                with ctl.attached(pipe.unet):
+                    video = pipe(**call).frames
+            elif getattr(pipe.unet, "_cinekit_ip", None) is not None:
+                with ip_adapter_bypassed(pipe.unet):
+                    video = pipe(**call).frames
+            else:
+                video = pipe(**call).frames
+
+        # 12. result: job.frames frames, played at job.fps by the writers
+        frames = (np.clip(np.asarray(video)[0], 0.0, 1.0) * 255.0).round().astype(np.uint8)
+        if frames.shape[0] != F:
+            raise EngineError(f"the pipeline returned {frames.shape[0]} frames, expected {F}")
+        info = loader.identity(job.model)
+        info.update({
+            "kind": kind, "seed": job.seed, "frames": F, "fps": job.fps,
+            "frame_source": "one generated frame per pose frame at the job's fps (no resampling)",
+            "windows": plan.record(), "free_init": iters,
+            "memory": {"decode_chunk_size": decode_chunk, "forward_chunking": chunking,
+                       "cpu_offload": bool(loader.low_vram and loader.device.startswith("cuda"))},
+            "identity": {
+                "regional": regional,
+                "characters": {c.name: vars(s) for c, s in zip(job.characters, settings, strict=True)},
+                "ip_adapter": ip_info or ("not configured" if modelset.ip_adapter is None else "off"),
+                "reference_passes": ctl.reference_passes if ctl is not None else 0,
+            },
+            "loras": loras,
+        })
+        if use_ref:
+            info["identity"]["references"] = ref_info
+        if hold is not None:
+            info["continue_from"] = hold.record
+        if job.refine is not None:
+            info["refine"] = float(job.refine)
+        return RenderResult(frames=frames, extras={"control": control}, masks=regions, info=info)
+
+    # ---- steps in detail
+    def _continuity(self, pipe, job: Job, device) -> "OpeningHold":
+        """The previous shot's last frame as a held latent for the opening frames."""
+        import torch
+        from PIL import Image
+
+        path = self._previous(job)
+        frame = last_frame(path)
+        if frame.shape[:2] != (job.height, job.width):
+            frame = np.asarray(Image.fromarray(frame).resize((job.width, job.height), Image.LANCZOS))
+        vae = pipe.vae
+        param = next(vae.parameters())
+        x = torch.from_numpy(frame.astype(np.float32) / 127.5 - 1.0).permute(2, 0, 1)[None]
+        with torch.no_grad():
+            z = vae.encode(x.to(device=param.device, dtype=param.dtype)).latent_dist.mean
+        shift = getattr(vae.config, "shift_factor", None) or 0.0
+        z0 = ((z - shift) * vae.config.scaling_factor).to(device)
+        count = max(1, min(int(job.options.get("continue_frames", 4)), job.frames))
+        strength = float(job.options.get("continue_strength", 0.8))
+        if not 0.0 <= strength <= 1.0:
+            raise UserError(f"shot {job.shot_id}: continue_strength must lie in 0..1 (got {strength})")
+        g = torch.Generator("cpu").manual_seed((job.seed + 0xC0C0) % (2**63))
+        noise = torch.randn((1, z0.shape[1], count, *z0.shape[2:]), generator=g).to(device=device, dtype=z0.dtype)
+        weights = [1.0 - k / count for k in range(count)]
+        record = {"shot": str(job.options["continue_from"]), "file": path.name, "frames": count,
+                  "strength": strength, "weights": weights}
+        return OpeningHold(pipe.scheduler, z0, noise, weights, strength, job.steps, record)
+
+    def _apply_loras(self, pipe, identities) -> dict[str, float]:
+        """Load every character's LoRA once; activate those with a non-zero weight (others: off, exactly)."""
+        active: dict[str, float] = {}
+        shown: dict[str, float] = {}
+        for idt in identities:
+            for spec in idt.spec.lora:
+                path = resolve(idt.spec_path, spec.file)
+                name = self.loader.lora(pipe, path)
+                shown[path.name] = shown.get(path.name, 0.0) + spec.weight
+                if spec.weight != 0:
+                    active[name] = active.get(name, 0.0) + spec.weight
+        if getattr(pipe.unet, "_cinekit_loras", None):
+            if active:
+                pipe.enable_lora()
+                pipe.set_adapters(list(active), adapter_weights=list(active.values()))
+            else:
+                pipe.disable_lora()
+        return shown
+
+    def _encoder(self, ip: dict[str, Any]):
+        from cinekit.identity.embeddings import ReferenceEncoder
+
+        key = id(ip["image_encoder"])
+        if key not in self._encoders:
+            self._encoders[key] = ReferenceEncoder(self.runtime.cache_dir, ip["image_encoder"], ip["feature_extractor"],
+                                                   ip["encoder_id"], ip["hidden_states"], self.runtime.count)
+        return self._encoders[key]
+
+    def _reference_latents(self, pipe, job: Job, identities, vae_scale: int):
+        """``(C, 4, s, s)`` latents of each character's reference nearest to its view (cached)."""
+        import torch
+
+        from cinekit.identity.embeddings import ReferenceLatents
+
+        key = id(pipe.vae)
+        if key not in self._latents:
+            vae_id = self.loader.components(job.model).vae_id
+            self._latents[key] = ReferenceLatents(self.runtime.cache_dir, pipe.vae, vae_id, self.runtime.count)
+        latents = self._latents[key]
+        unit = vae_scale * 2 ** (len(pipe.unet.config.block_out_channels) - 1)
+        side = int(job.options.get("reference_size") or min(job.width, job.height))
+        side = max(unit, side // unit * unit)
+        rows, info = [], {}
+        for ch, idt in zip(job.characters, identities, strict=True):
+            ref = idt.reference_for(ch.view)
+            rows.append(latents.latent(ref, (side, side)))
+            info[ch.name] = {"reference": ref.path.name, "view": ref.view, "size": side}
+        return torch.cat(rows), info
+
+
+def chunk_feed_forward(unet, frames: int | None, tokens: int = 4096) -> None:
+    """Run every transformer block's feed-forward on slices of the batch (memory, same math).
+
+    Spatial blocks see ``(batch x frames, tokens, C)``: slices of ``frames`` rows (frames); motion
+    blocks see ``(batch x pixels, frames, C)``: slices of ``tokens`` rows. ``None`` turns it off.
+    diffusers' ``enable_forward_chunking`` needs sizes that divide the batch and would also chunk
+    the one-frame reference pass; this wraps ``ff.forward`` per instance (module names unchanged,
+    so LoRA and IP-Adapter loading are unaffected)."""
+    import torch
+
+    for name, block in unet.named_modules():
+        ff = getattr(block, "ff", None)
+        if ff is None or not type(block).__name__.endswith("TransformerBlock"):
+            continue
+        size = (tokens if "motion_modules" in name else frames) if frames else None
+        if not hasattr(ff, "_cinekit_chunk"):
+            inner = ff.forward
+
+            def forward(hidden_states, *args, _ff=ff, _inner=inner, **kwargs):
+                size = _ff._cinekit_chunk
+                if not size or hidden_states.shape[0] <= size:
+                    return _inner(hidden_states, *args, **kwargs)
+                return torch.cat([_inner(part, *args, **kwargs) for part in hidden_states.split(size, 0)])
+
+            ff.forward = forward
+        ff._cinekit_chunk = size
+
+
+class OpeningHold:
+    """Blends the opening frames' latents towards a held latent after each denoising step.
+
+    After the step that lands on timestep ``t_next``, frame ``k`` becomes
+    ``w_k * add_noise(z0, n_k, t_next) + (1 - w_k) * latent_k`` (``z0`` itself after the last
+    step), while the step lies in the first ``strength`` of the schedule (RePaint-style
+    latent blending, Lugmayr et al. 2022, applied as a per-frame img2img init).
+    """
+
+    def __init__(self, scheduler, z0, noise, weights, strength: float, steps: int, record: dict[str, Any]):
+        self.scheduler, self.z0, self.noise = scheduler, z0, noise
+        self.weights, self.strength, self.steps, self.record = weights, strength, steps, record
+        self.blends = 0
+
+    def __call__(self, latents, t, step: int):
+        import torch
+
+        timesteps = list(self.scheduler.timesteps)
+        try:
+            pos = [int(x) for x in timesteps].index(int(t))
+        except ValueError:
+            return latents
+        if (pos + 1) > round(self.strength * len(timesteps)):
+            return latents
+        last = pos + 1 >= len(timesteps)
+        z0 = self.z0.to(latents.dtype)
+        out = latents.clone()
+        for k, w in enumerate(self.weights):
+            if last:
+                target = z0
+            else:
+                t_next = torch.as_tensor([int(timesteps[pos + 1])], device=latents.device)
+                target = self.scheduler.add_noise(z0, self.noise[:, :, k].to(latents.dtype), t_next)
+            out[:, :, k] = w * target + (1.0 - w) * latents[:, :, k]
+        self.blends += 1
+        return out
+
+
+def _embedding_vectors(path: Path) -> int:
+    """How many token vectors a textual-inversion file holds (header only)."""
+    if path.suffix != ".safetensors":
+        return 1
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        shapes = [f.get_slice(k).get_shape() for k in f.keys()]
+    return int(shapes[0][0]) if shapes and len(shapes[0]) == 2 else 1
