@@ -27,7 +27,9 @@ by the planner), ``continue_frames`` (opening frames conditioned, default 4),
 ``continue_strength`` (fraction of the steps the opening frames are held, default 0.8).
 
 Continuity across cuts (``continue_from: <shot id>``): the previous shot's last frame is read
-from its output (PNG sequence, MP4 or GIF), encoded with the VAE and used as an img2img init
+from its output (PNG sequence, MP4 or GIF); its exact latent comes from the engine's cache
+(``ShotTails``) while the file's sidecar records the same job, else the frame is encoded with the VAE. It
+is used as an img2img init
 of the opening frames, AnimateDiffVideoToVideo-style but per frame: after each denoising step
 the opening frames' latents are blended towards that frame noised to the next timestep (frame
 0 fully, then a linear ramp down over ``continue_frames``), for the first ``continue_strength``
@@ -45,6 +47,8 @@ ControlNet (and FreeNoise is not implemented for SDXL), so ``check_inputs`` refu
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -314,11 +318,14 @@ class DiffusersClipEngine:
         total = job.steps * max(iters, 1)
         done = [0]
 
+        final: dict[str, Any] = {}
+
         def on_step(_pipe, step, t, kwargs):
             done[0] += 1
             out = {}
             if hold is not None:
                 out["latents"] = hold(kwargs["latents"], t, step)
+            final["latents"] = out.get("latents", kwargs["latents"])
             if progress:
                 progress(min(done[0], total), total)
             return out
@@ -333,20 +340,20 @@ class DiffusersClipEngine:
             call.pop("num_frames")
         for hook in self.pipeline_hooks:
             hook(pipe, plan)
-        with torch.inference_mode():
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(torch.inference_mode())
+            if not use_ip and getattr(pipe.unet, "_cinekit_ip", None) is not None:
+                stack.enter_context(ip_adapter_bypassed(pipe.unet))   # loaded earlier, unused here
             if ctl is not None:
-                with ctl.attached(pipe.unet):
-                    video = pipe(**call).frames
-            elif getattr(pipe.unet, "_cinekit_ip", None) is not None:
-                with ip_adapter_bypassed(pipe.unet):
-                    video = pipe(**call).frames
-            else:
-                video = pipe(**call).frames
+                stack.enter_context(ctl.attached(pipe.unet))
+            video = pipe(**call).frames
 
         # 12. result: job.frames frames, played at job.fps by the writers
         frames = (np.clip(np.asarray(video)[0], 0.0, 1.0) * 255.0).round().astype(np.uint8)
         if frames.shape[0] != F:
             raise EngineError(f"the pipeline returned {frames.shape[0]} frames, expected {F}")
+        if "latents" in final:
+            self._tails().save(job, final["latents"][:, :, -1])
         info = loader.identity(job.model)
         info.update({
             "kind": kind, "seed": job.seed, "frames": F, "fps": job.fps,
@@ -380,13 +387,18 @@ class DiffusersClipEngine:
         frame = last_frame(path)
         if frame.shape[:2] != (job.height, job.width):
             frame = np.asarray(Image.fromarray(frame).resize((job.width, job.height), Image.LANCZOS))
-        vae = pipe.vae
-        param = next(vae.parameters())
-        x = torch.from_numpy(frame.astype(np.float32) / 127.5 - 1.0).permute(2, 0, 1)[None]
-        with torch.no_grad():
-            z = vae.encode(x.to(device=param.device, dtype=param.dtype)).latent_dist.mean
-        shift = getattr(vae.config, "shift_factor", None) or 0.0
-        z0 = ((z - shift) * vae.config.scaling_factor).to(device)
+        shot = str(job.options["continue_from"])
+        z0 = self._tails().load(job, shot, path)
+        source = "latent" if z0 is not None else "vae"
+        if z0 is None:
+            vae = pipe.vae
+            param = next(vae.parameters())
+            x = torch.from_numpy(frame.astype(np.float32) / 127.5 - 1.0).permute(2, 0, 1)[None]
+            with torch.no_grad():
+                z = vae.encode(x.to(device=param.device, dtype=param.dtype)).latent_dist.mean
+            shift = getattr(vae.config, "shift_factor", None) or 0.0
+            z0 = (z - shift) * vae.config.scaling_factor
+        z0 = z0.to(device=device, dtype=pipe.unet.dtype)
         count = max(1, min(int(job.options.get("continue_frames", 4)), job.frames))
         strength = float(job.options.get("continue_strength", 0.8))
         if not 0.0 <= strength <= 1.0:
@@ -394,9 +406,14 @@ class DiffusersClipEngine:
         g = torch.Generator("cpu").manual_seed((job.seed + 0xC0C0) % (2**63))
         noise = torch.randn((1, z0.shape[1], count, *z0.shape[2:]), generator=g).to(device=device, dtype=z0.dtype)
         weights = [1.0 - k / count for k in range(count)]
-        record = {"shot": str(job.options["continue_from"]), "file": path.name, "frames": count,
+        record = {"shot": shot, "file": path.name, "source": source, "frames": count,
                   "strength": strength, "weights": weights}
         return OpeningHold(pipe.scheduler, z0, noise, weights, strength, job.steps, record)
+
+    def _tails(self) -> "ShotTails":
+        if not hasattr(self, "_tail_cache"):
+            self._tail_cache = ShotTails(self.runtime.cache_dir)
+        return self._tail_cache
 
     def _apply_loras(self, pipe, identities) -> dict[str, float]:
         """Load every character's LoRA once; activate those with a non-zero weight (others: off, exactly)."""
@@ -474,6 +491,52 @@ def chunk_feed_forward(unet, frames: int | None, tokens: int = 4096) -> None:
 
             ff.forward = forward
         ff._cinekit_chunk = size
+
+
+class ShotTails:
+    """The last frame's latent of every rendered clip, so a following ``continue_from`` shot starts
+    from the exact latent instead of a VAE re-encoding of a lossy MP4 frame.
+
+    Stored under ``<cache_dir>/clip-tails`` keyed by (shot list, shot id, model, size), with a
+    digest of the job record; used only while the previous output's sidecar (``<id>.json``,
+    written by the writers) records that same job, i.e. the file is this render's."""
+
+    def __init__(self, cache_dir: Path | None):
+        self.folder = Path(cache_dir) / "clip-tails" if cache_dir else None
+
+    def _path(self, job: Job, shot_id: str) -> Path | None:
+        if self.folder is None:
+            return None
+        key = hashlib.sha256(f"{job.shotlist}|{shot_id}|{job.model}|{job.width}x{job.height}".encode()).hexdigest()
+        return self.folder / f"{key}.safetensors"
+
+    @staticmethod
+    def digest(record: dict[str, Any]) -> str:
+        return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
+
+    def save(self, job: Job, latent) -> None:
+        from cinekit.identity.embeddings import _save
+
+        path = self._path(job, job.shot_id)
+        if path is not None:
+            _save(path, {"latent": latent.detach().float()}, {"job": self.digest(job.to_record())})
+
+    def load(self, job: Job, shot_id: str, output: Path):
+        """The cached latent of ``shot_id``'s last frame, or None when absent or not this output's."""
+        from safetensors import safe_open
+
+        path = self._path(job, shot_id)
+        sidecar = Path(output).parent / f"{shot_id}.json"
+        if path is None or not path.is_file() or not sidecar.is_file():
+            return None
+        try:
+            recorded = json.loads(sidecar.read_text()).get("job")
+            with safe_open(str(path), framework="pt") as f:
+                if recorded is None or f.metadata().get("job") != self.digest(recorded):
+                    return None
+                return f.get_tensor("latent")
+        except (OSError, ValueError, AttributeError):
+            return None
 
 
 class OpeningHold:
