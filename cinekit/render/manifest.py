@@ -40,12 +40,17 @@ def entry_from_record(record: dict[str, Any]) -> dict[str, Any]:
 
 
 class Manifest:
-    """The manifest of one output folder: load, update entries, save atomically."""
+    """The manifest of one output folder: load, update entries, save atomically.
+
+    Built under the folder's lock (it removes temporary files a killed writer left).
+    """
 
     def __init__(self, out_dir: Path):
         self.path = Path(out_dir) / MANIFEST_NAME
         self.outputs: dict[str, dict[str, Any]] = {}
         self.dirty = False
+        for tmp in self.path.parent.glob(f".{MANIFEST_NAME}.*"):  # left by a run killed mid-write
+            tmp.unlink(missing_ok=True)
         try:
             data = json.loads(self.path.read_text())
             if isinstance(data, dict) and isinstance(data.get("outputs"), dict):

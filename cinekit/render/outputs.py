@@ -105,6 +105,7 @@ def write_result(out_dir: Path, job: Job, result: RenderResult, fmt: str = "mp4"
     if result.info:
         record["info"] = result.info
     # 1. journal, 2. un-commit the old render, 3. files, 4. sidecar (commit), 5. drop the journal.
+    _clear_temps(journal, keep=journal)
     writers.write_json(journal, {"files": sorted(ours | {p.name for p in [*paths.values(), sidecar]})})
     sidecar.unlink(missing_ok=True)
     for path in [*paths.values(), sidecar]:
