@@ -78,20 +78,8 @@ def delta_e_ciede2000(lab1: np.ndarray, lab2: np.ndarray, kL: float = 1.0, kC: f
     return np.sqrt(tl ** 2 + tc ** 2 + th ** 2 + r_t * tc * th)
 
 
-def kmeans_lab(lab: np.ndarray, k: int = 5, iterations: int = 25, max_samples: int = 20000,
-               seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Dominant colours of ``lab`` ``(N, 3)``: ``(centres (k', 3), shares (k',))``, largest share first.
-
-    Lloyd's k-means in Lab with a deterministic k-means++ start (fixed seed): the same pixels
-    give the same palette. Empty clusters are dropped, so ``k' <= k``.
-    """
-    lab = np.asarray(lab, dtype=np.float64).reshape(-1, 3)
-    if len(lab) == 0:
-        raise ValueError("no pixels to cluster (empty region)")
-    rng = np.random.default_rng(seed)
-    if len(lab) > max_samples:
-        lab = lab[rng.choice(len(lab), max_samples, replace=False)]
-    k = min(k, len(np.unique(lab.round(3), axis=0)))
+def _lloyd(lab: np.ndarray, k: int, iterations: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, float]:
+    """One k-means run from a k-means++ start: (centres, labels, inertia)."""
     centres = [lab[rng.integers(len(lab))]]
     d2 = ((lab - centres[0]) ** 2).sum(axis=1)
     for _ in range(1, k):
@@ -104,65 +92,107 @@ def kmeans_lab(lab: np.ndarray, k: int = 5, iterations: int = 25, max_samples: i
         labels = ((lab[:, None, :] - centres[None]) ** 2).sum(axis=2).argmin(axis=1)
         new = np.array([lab[labels == j].mean(axis=0) if (labels == j).any() else centres[j]
                         for j in range(len(centres))])
-        if np.allclose(new, centres, atol=1e-6):
-            centres = new
-            break
+        done = np.allclose(new, centres, atol=1e-4)
         centres = new
-    labels = ((lab[:, None, :] - centres[None]) ** 2).sum(axis=2).argmin(axis=1)
+        if done:
+            break
+    dist = ((lab[:, None, :] - centres[None]) ** 2).sum(axis=2)
+    labels = dist.argmin(axis=1)
+    return centres, labels, float(dist.min(axis=1).sum())
+
+
+def kmeans_lab(lab: np.ndarray, k: int = 8, iterations: int = 30, max_samples: int = 20000,
+               seed: int = 0, restarts: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Dominant colours of ``lab`` ``(N, 3)``: ``(centres (k', 3), shares (k',))``, largest share first.
+
+    Lloyd's k-means in Lab from k-means++ starts, the best of ``restarts`` runs (lowest
+    inertia), all from a fixed seed: the same pixels give the same palette. Empty clusters
+    are dropped, so ``k' <= k``.
+    """
+    lab = np.asarray(lab, dtype=np.float64).reshape(-1, 3)
+    if len(lab) == 0:
+        raise ValueError("no pixels to cluster (empty region)")
+    rng = np.random.default_rng(seed)
+    if len(lab) > max_samples:
+        lab = lab[rng.choice(len(lab), max_samples, replace=False)]
+    k = min(k, len(np.unique(lab.round(3), axis=0)))
+    centres, labels, _ = min((_lloyd(lab, k, iterations, rng) for _ in range(max(1, restarts))),
+                             key=lambda run: run[2])
     counts = np.bincount(labels, minlength=len(centres)).astype(np.float64)
     keep = counts > 0
     centres, shares = centres[keep], counts[keep] / counts.sum()
-    order = np.argsort(-shares, kind="stable")
+    order = np.lexsort((centres[:, 0], -shares))
     return centres[order], shares[order]
+
+
+REFERENCE_COLOURS = 8    # k-means clusters of the reference
+OUTPUT_COLOURS = 8       # k-means clusters of the output region (same k: identical regions give 0)
+MAX_PIXELS = 50000       # pixels sampled per region before clustering (deterministic)
 
 
 @dataclass(frozen=True)
 class PaletteMatch:
     """The result of matching two palettes: one number plus what it is made of."""
 
-    delta_e: float                  # share-weighted mean CIEDE2000 over matched colour pairs
-    reference: np.ndarray           # (k, 3) Lab centres of the reference
-    output: np.ndarray              # (k, 3) Lab centres of the output region
-    reference_shares: np.ndarray    # (k,)
-    output_shares: np.ndarray       # (k,)
+    delta_e: float                  # output-share-weighted mean CIEDE2000 over matched pairs
+    reference: np.ndarray           # (kr, 3) Lab centres of the reference
+    output: np.ndarray              # (ko, 3) Lab centres of the output region
+    reference_shares: np.ndarray    # (kr,)
+    output_shares: np.ndarray       # (ko,)
     pairs: list[tuple[int, int, float]]  # (reference index, output index, delta E)
 
 
 def match_palettes(ref_centres: np.ndarray, ref_shares: np.ndarray, out_centres: np.ndarray,
                    out_shares: np.ndarray) -> PaletteMatch:
-    """Pair dominant colours one to one (Hungarian on share-weighted CIEDE2000, scipy), average their ΔE.
+    """Match each output colour to its own reference colour (Hungarian, scipy) and average the ΔE.
 
-    Each pair weighs the mean of its two cluster shares, so a large fill that changed counts
-    more than a speck of line art. When one palette has more colours than the other, each
-    colour left over is paired with its nearest colour on the other side and weighs half its
-    own share: the weights always sum to 1, and a new colour in the output is never ignored.
+    The question asked is "are the output's colours the reference's colours": an output shows
+    part of a character (framing, occlusion, a close-up without legs), so reference colours
+    that are absent cost nothing, while every output colour must find a reference colour.
+    Each pair weighs the output cluster's share (a recoloured jacket counts more than a
+    recoloured button). The assignment is one to one, so two distinct output colours cannot
+    both hide behind one reference colour, and it minimises the reported weighted sum
+    (CIEDE2000 is not a metric; an unweighted assignment could trade a large fill for a small
+    one). When the output has more colours than the reference, the extra ones are paired with
+    their nearest reference colour.
     """
     from scipy.optimize import linear_sum_assignment
 
-    cost = delta_e_ciede2000(ref_centres[:, None, :], out_centres[None, :, :])
-    # Minimise what is reported (the share-weighted sum), not the bare ΔE sum: CIEDE2000 is
-    # not a metric, and an unweighted assignment can swap two large fills to spare a small one.
-    rows, cols = linear_sum_assignment(cost * (ref_shares[:, None] + out_shares[None, :]))
-    pairs = [(int(r), int(c)) for r, c in zip(rows, cols)]
-    weights = [(ref_shares[r] + out_shares[c]) / 2 for r, c in pairs]
-    for r in sorted(set(range(len(ref_centres))) - set(rows.tolist())):
-        pairs.append((r, int(cost[r].argmin())))
-        weights.append(ref_shares[r] / 2)
-    for c in sorted(set(range(len(out_centres))) - set(cols.tolist())):
-        pairs.append((int(cost[:, c].argmin()), c))
-        weights.append(out_shares[c] / 2)
-    w = np.array(weights)
-    d = np.array([cost[r, c] for r, c in pairs])
+    cost = delta_e_ciede2000(out_centres[:, None, :], ref_centres[None, :, :])   # (ko, kr)
+    rows, cols = linear_sum_assignment(cost * out_shares[:, None])
+    pairs = [(int(c), int(r)) for r, c in zip(rows, cols)]
+    for r in sorted(set(range(len(out_centres))) - set(rows.tolist())):
+        pairs.append((int(cost[r].argmin()), r))
+    w = np.array([out_shares[o] for _, o in pairs])
+    d = np.array([cost[o, r] for r, o in pairs])
     value = float((w * d).sum() / w.sum())
-    pairs = [(r, c, float(cost[r, c])) for r, c in pairs]
-    return PaletteMatch(value, ref_centres, out_centres, ref_shares, out_shares, pairs)
+    return PaletteMatch(value, ref_centres, out_centres, ref_shares, out_shares,
+                        [(r, o, float(cost[o, r])) for r, o in pairs])
 
 
-def region_pixels(image: np.ndarray, mask: np.ndarray | None = None, skip_dark: bool = True) -> np.ndarray:
+def erode(mask: np.ndarray, pixels: int = 1) -> np.ndarray:
+    """Shrink ``(H, W)`` or ``(F, H, W)`` masks by ``pixels`` (4-neighbourhood), frame by frame.
+
+    Edge pixels blend the figure with what is behind it; a mask that would vanish is kept.
+    """
+    from scipy import ndimage
+
+    m = np.asarray(mask, bool)
+    if m.all():
+        return m   # a whole-frame region has no edge to drop
+    frames = m[None] if m.ndim == 2 else m
+    out = np.stack([ndimage.binary_erosion(f, iterations=pixels) if pixels else f for f in frames])
+    out = np.where(out.reshape(len(out), -1).any(axis=1)[:, None, None], out, frames)
+    return out[0] if m.ndim == 2 else out
+
+
+def region_pixels(image: np.ndarray, mask: np.ndarray | None = None, skip_dark: bool = True,
+                  max_pixels: int = MAX_PIXELS, seed: int = 0) -> np.ndarray:
     """RGB pixels ``(N, 3)`` of ``image`` ``(..., H, W, 3|4)`` inside ``mask`` ``(..., H, W)`` bool.
 
     With ``skip_dark`` near-black pixels (line art, sum of RGB <= 90) are left out when the region
-    has other pixels, so the palette describes fills rather than outline thickness.
+    has other pixels, so the palette describes fills rather than outline thickness. At most
+    ``max_pixels`` pixels are returned (a fixed-seed sample).
     """
     image = np.asarray(image)
     rgb = image[..., :3]
@@ -173,21 +203,28 @@ def region_pixels(image: np.ndarray, mask: np.ndarray | None = None, skip_dark: 
         light = px.astype(np.int32).sum(axis=1) > 90
         if light.any():
             px = px[light]
+    if len(px) > max_pixels:
+        px = px[np.random.default_rng(seed).choice(len(px), max_pixels, replace=False)]
     return px
 
 
 def palette_delta_e(reference: np.ndarray, reference_mask: np.ndarray | None, output: np.ndarray,
-                    output_mask: np.ndarray | None, k: int = 5) -> PaletteMatch:
+                    output_mask: np.ndarray | None, k_reference: int = REFERENCE_COLOURS,
+                    k_output: int = OUTPUT_COLOURS, erode_pixels: int = 1) -> PaletteMatch:
     """ΔE between the dominant colours of a reference (inside its mask) and an output region.
 
     ``reference``: ``(H, W, 3|4)`` uint8 (alpha is the mask when ``reference_mask`` is None);
     ``output``: ``(H, W, 3)`` or several frames ``(F, H, W, 3)`` uint8 with ``output_mask``
-    ``(H, W)`` / ``(F, H, W)`` bool or None (whole frame).
+    ``(H, W)`` / ``(F, H, W)`` bool or None (whole frame). Both masks are eroded by
+    ``erode_pixels`` so anti-aliased edges (figure blended with background) are left out.
     """
-    ref_px = region_pixels(reference, reference_mask)
-    out_px = region_pixels(output, output_mask)
+    reference = np.asarray(reference)
+    if reference_mask is None:
+        reference_mask = reference[..., 3] > 127 if reference.shape[-1] == 4 else np.ones(reference.shape[:2], bool)
+    ref_px = region_pixels(reference, erode(reference_mask, erode_pixels))
+    out_px = region_pixels(output, None if output_mask is None else erode(output_mask, erode_pixels))
     if len(ref_px) == 0 or len(out_px) == 0:
         raise ValueError("empty region: the reference mask or the output region has no pixels")
-    rc, rs = kmeans_lab(srgb_to_lab(ref_px), k)
-    oc, os_ = kmeans_lab(srgb_to_lab(out_px), k)
+    rc, rs = kmeans_lab(srgb_to_lab(ref_px), k_reference)
+    oc, os_ = kmeans_lab(srgb_to_lab(out_px), k_output)
     return match_palettes(rc, rs, oc, os_)

@@ -16,6 +16,7 @@ flips between black and white. A still image has no temporal score.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -143,7 +144,7 @@ def consistent(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
 
 
 def warp_error_pairs(frames: np.ndarray, mask: np.ndarray | None = None,
-                     max_side: int = 512) -> tuple[np.ndarray, np.ndarray, float]:
+                     max_side: int = 384) -> tuple[np.ndarray, np.ndarray, float]:
     """Per pair ``(F-1,)`` warping error in [0, 1], the occluded fraction per pair, and the scale used.
 
     Frames larger than ``max_side`` on their long side are downscaled first (flow is slow and
@@ -163,24 +164,32 @@ def warp_error_pairs(frames: np.ndarray, mask: np.ndarray | None = None,
         if m is not None:
             m = np.stack([cv2.resize(x.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0 for x in m])
     grey = [cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) for x in f]
-    errors, occluded = np.empty(len(f) - 1), np.empty(len(f) - 1)
-    for t in range(len(f) - 1):
+
+    def pair(t: int) -> tuple[float, float]:
         fwd = farneback(grey[t], grey[t + 1])
         bwd = farneback(grey[t + 1], grey[t])
         valid = consistent(fwd, bwd)
         if m is not None:
             region = m[t]
-            occluded[t] = 1.0 - (valid & region).sum() / max(1, region.sum())
+            occ = 1.0 - (valid & region).sum() / max(1, region.sum())
             valid = valid & region
         else:
-            occluded[t] = 1.0 - valid.mean()
+            occ = 1.0 - valid.mean()
         warped = warp(f[t + 1], fwd)
         diff = np.abs(warped.astype(np.int16) - f[t].astype(np.int16)).mean(axis=-1)
-        errors[t] = diff[valid].mean() / 255.0 if valid.any() else 0.0
+        return (diff[valid].mean() / 255.0 if valid.any() else 0.0), occ
+
+    # OpenCV releases the GIL: frame pairs run in parallel threads, results in pair order.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        results = list(pool.map(pair, range(len(f) - 1)))
+    errors = np.array([r[0] for r in results])
+    occluded = np.array([r[1] for r in results])
     return errors, occluded, scale
 
 
-def temporal_scores(frames: np.ndarray, mask: np.ndarray | None = None, max_side: int = 512) -> TemporalScores:
+def temporal_scores(frames: np.ndarray, mask: np.ndarray | None = None, max_side: int = 384) -> TemporalScores:
     """Flicker and warping error of a clip ``(F, H, W, 3)`` uint8; ``None`` scores for a still."""
     if len(frames) < 2:
         return TemporalScores(None, None)
