@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.diffusers_fixtures import tiny_models  # noqa: F401 (session fixture)
 from tests.project_factory import make_project
 from tests.test_batch import SMALL, output_bytes
 
@@ -130,3 +131,32 @@ def test_crashed_worker_is_restarted_and_its_job_retried_engine_errors_are_not(r
     assert status["bad"].status == "failed" and "no such lens" in status["bad"].error
     assert status["bad"].exit_code == 3
     assert (root / "ray/ep/s010.png").is_file() and not (root / "ray/ep/bad.png").exists()
+
+
+def test_tiny_diffusers_on_ray_gives_the_same_files_within_one_level(ray_cluster, tmp_path, tiny_models):  # noqa: F811
+    """Real loading code, tiny offline models: a GPU-less cluster runs the diffusers actor on CPU.
+
+    Worker thread counts may differ from the driver's, so pixels may differ by 1/255 at most.
+    """
+    pytest.importorskip("diffusers")
+    import numpy as np
+    from PIL import Image
+
+    from tests.diffusers_fixtures import write_tiny_project
+
+    root = write_tiny_project(tmp_path / "proj", tiny_models)
+    (root / "shots/ep.yaml").write_text(
+        "defaults: {engine: diffusers, model: tiny, steps: 2}\n"
+        "shots:\n"
+        "  - {id: d020, prompt: '{ann} and {bob}', seed: 3, characters: [{name: ann, position: left},"
+        " {name: bob, position: right, pose: wave}]}\n")
+    local = _batch(root, "local", "local")
+    remote = _batch(root, "ray", "ray")
+    assert {o.status for o in local.outcomes} == {"rendered"}, [o.error for o in local.outcomes]
+    assert {o.status for o in remote.outcomes} == {"rendered"}, [o.error for o in remote.outcomes]
+    a, b = output_bytes(root / "local"), output_bytes(root / "ray")
+    assert a.keys() == b.keys() and {"ep/d020.png", "ep/d020.control.png"} <= a.keys()
+    for name in a:
+        x = np.asarray(Image.open(root / "local" / name).convert("RGB"), dtype=np.int16)
+        y = np.asarray(Image.open(root / "ray" / name).convert("RGB"), dtype=np.int16)
+        assert x.shape == y.shape and np.abs(x - y).max() <= 1, name

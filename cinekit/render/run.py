@@ -62,6 +62,11 @@ def decode_pose(data: dict[str, Any]) -> np.ndarray:
     return np.frombuffer(raw, dtype=data.get("dtype", "float64")).reshape(data["shape"]).copy()
 
 
+def slim(record: dict[str, Any]) -> dict[str, Any]:
+    """A sidecar record without its bulky pose track (what outcomes keep in memory)."""
+    return {k: v for k, v in record.items() if k != "pose_track"}
+
+
 class _Committer:
     """Executor events -> files on disk, outcomes, manifest entries, progress callbacks."""
 
@@ -106,6 +111,7 @@ class _Committer:
         if self.manifest is not None:
             self.manifest.update(job.output, record)
             self.manifest.save()
+        record = slim(record)
         files = [self.out_dir / Path(job.output).parent / name for name in record["files"]]
         return self._finish(task, Outcome(job, "rendered", seconds + time.perf_counter() - start, record,
                                           files=files, reason=self.reasons.get(task.index, "")))
@@ -233,7 +239,7 @@ def render_batch(runtime, jobs: list[Job], out_dir: Path, fmt: str = "mp4", *, f
                 todo.append(p.job)
             else:
                 cache.clear_pending(p.sidecar)
-                record = cache.read_sidecar(p.sidecar) or {}
+                record = slim(cache.read_sidecar(p.sidecar) or {})
                 manifest.update(p.job.output, record)
                 cached[i] = Outcome(p.job, "cached", record=record, reason="cached")
                 progress.job_finished(cached[i])
