@@ -299,3 +299,38 @@ def test_reproduce_rerenders_from_the_sidecar_and_compares_bytes(tmp_path):
     (root / "characters/ann.yaml").write_text((root / "characters/ann.yaml").read_text() + "# edited\n")
     result = render(root, "--reproduce", "renders/ep/s010.png")
     assert "input characters/ann.yaml changed" in flat(result.stderr)
+
+
+def test_jobs_are_grouped_by_engine_and_each_engine_is_built_once(tmp_path, monkeypatch):
+    from cinekit.engines import base
+    from cinekit.render.executors import LocalExecutor
+    from cinekit.render.plan import Planner
+    from cinekit.render.run import Progress, render_batch
+    from cinekit.runtime import Runtime
+    from cinekit.spec.project import load_project
+
+    built, order = [], []
+    real = base.create_engine
+
+    def counting(name, runtime):
+        built.append(name)
+        return real(name, runtime)
+
+    monkeypatch.setattr("cinekit.render.executors.create_engine", counting)
+    shots = "shots:\n" + "".join(
+        f"  - {{id: s{i}, engine: {'puppet' if i % 2 else 'previz'}, prompt: '{{ann}}', "
+        "characters: [{name: ann, pose: wave}]}\n" for i in range(6))
+    root = make_project(tmp_path / "p", shots, config=SMALL)
+    project = load_project(root)
+    runtime = Runtime.for_project(project)
+
+    class Order(Progress):
+        def job_started(self, job, index, total):
+            order.append(job.engine)
+
+    report = render_batch(runtime, [p.job for p in Planner(project).plan()], root / "renders",
+                          progress=Order(), executor=LocalExecutor(runtime))
+    assert report.count("rendered") == 6
+    assert sorted(built) == ["previz", "puppet"] and order == ["previz"] * 3 + ["puppet"] * 3
+    assert [o.job.shot_id for o in report.outcomes] == [f"s{i}" for i in range(6)]  # reported in list order
+    assert base.create_engine is real

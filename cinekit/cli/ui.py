@@ -87,15 +87,19 @@ class RichProgress(Progress):
             self._bars.stop()
 
 
-def summary_table(outcomes: list[Outcome], out_dir, seconds: float | None = None) -> Table:
+def summary_table(outcomes: list[Outcome], out_dir, seconds: float | None = None, max_rows: int = 40) -> Table:
+    """One row per shot; past ``max_rows`` shots, cached ones are counted, not listed."""
     table = Table(title=f"renders in {out_dir}")
     for col in ("shot", "kind", "engine", "status", "time", "file"):
         table.add_column(col)
-    for o in outcomes:
+    shown = outcomes if len(outcomes) <= max_rows else [o for o in outcomes if o.status != "cached"]
+    for o in shown:
         main = (o.record or {}).get("outputs", {}).get("main", "")
         colour = {"rendered": "green", "cached": "cyan", "failed": "red"}[o.status]
         table.add_row(escape(o.job.output), o.job.kind, o.job.engine, f"[{colour}]{o.status}[/]",
                       f"{o.seconds:.2f} s", escape(main))
+    if len(shown) < len(outcomes):
+        table.add_row(f"... {len(outcomes) - len(shown)} more", "", "", "[cyan]cached[/]", "", "")
     counts = {s: sum(o.status == s for o in outcomes) for s in ("rendered", "cached", "failed")}
     total = seconds if seconds is not None else sum(o.seconds for o in outcomes)
     table.caption = ", ".join(f"{n} {s}" for s, n in counts.items()) + f", {total:.1f} s"
