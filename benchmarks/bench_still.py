@@ -159,7 +159,11 @@ def runtime_for(size: str, work: Path):
 # --------------------------------------------------------------------------- the hand loop
 def prepare_hand(engine, job):
     """Everything the hand loop needs, computed once (with cinekit's helpers, outside the timing)."""
-    from cinekit.identity.reference_attention import CharacterAttention, IdentityAttention, pose_region_masks
+    from cinekit.identity.reference_attention import (
+        CharacterAttention,
+        IdentityAttention,
+        pose_region_masks,
+    )
     from cinekit.pose.draw import draw_control_frames
 
     still = engine.engine("still")

@@ -91,7 +91,7 @@ def test_long_prompt_chunked_or_rejected(shared_engine):
     short = render(shared_engine, still_job(("ann",), prompt="a" * 70, options=OFF)).frames
     assert long.shape == short.shape and not np.array_equal(long, short)
     with pytest.raises(UserError, match="tokens"):
-        shared_engine.check_inputs(still_job(("ann",), prompt="a" * 300))
+        shared_engine.check_inputs(still_job(("ann",), prompt="a" * 700))
 
 
 def test_two_characters_contributions_stay_in_their_regions(shared_engine):
@@ -189,3 +189,27 @@ def test_clip_jobs_go_to_the_video_engine(shared_engine):
         pytest.skip("the video engine exists")
     with pytest.raises(EngineError, match="video engine not available"):
         shared_engine.engine("clip")
+
+
+def test_cinekit_still_on_the_example_project_with_tiny_models(tmp_path, tiny_models):
+    """`cinekit still --engine diffusers` on the example project (tiny models) writes every panel."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from cinekit.cli import app
+    from cinekit.testing.tiny import modelset_dict
+    from tests.conftest import copy_example
+
+    root = copy_example(tmp_path / "example")
+    config = yaml.safe_load((root / "cinekit.yaml").read_text())
+    config["models"] = {"tiny": modelset_dict(tiny_models, root)}
+    config["defaults"]["steps"] = 2
+    (root / "cinekit.yaml").write_text(yaml.safe_dump(config))
+    for shots in (root / "shots").glob("*.yaml"):
+        shots.write_text(shots.read_text().replace("size: [768, 512]", "size: [96, 64]"))
+    stills = sum(s.get("kind", "still") == "still"
+                 for f in (root / "shots").glob("*.yaml") for s in yaml.safe_load(f.read_text())["shots"])
+    res = CliRunner().invoke(app, ["still", str(root), "--engine", "diffusers", "--ci", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    pngs = [p for p in (root / "renders").rglob("*.png") if "control" not in p.name]
+    assert stills >= 1 and len(pngs) >= stills, (res.output, pngs)

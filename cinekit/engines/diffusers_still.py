@@ -24,7 +24,7 @@ from cinekit.errors import EngineError, ModelError, UserError
 from cinekit.identity.core import resolve
 from cinekit.job import Job
 
-MAX_CHUNKS = {"sd15": 3, "sdxl": 1}     # prompt chunks of 75 tokens the text encoder may take
+MAX_CHUNKS = {"sd15": 8, "sdxl": 1}     # prompt windows of 75 tokens the text encoder may take (sd15: concatenated)
 
 
 def _option(job: Job, key: str, name: str, default: float) -> float:
