@@ -257,3 +257,24 @@ def test_check_inputs_rejects_clearly(clip):
         clip.engine.check_inputs(clip_job(40, options={"context_stride": 32}))
     with pytest.raises(UserError, match="exceed"):
         clip.engine.check_inputs(clip_job(40, options={"free_noise": False}))
+
+
+def test_after_a_still_with_lora_and_ip_adapter(tmp_path, tiny_models):
+    """A still loads a LoRA and the IP-Adapter into the shared UNet / text encoder; a clip of the
+    same character still builds (from a pristine UNet copy) and the next still is unchanged."""
+    import shutil
+
+    from cinekit.engines.base import create_engine
+    from tests.diffusers_fixtures import still_job
+
+    chars = tmp_path / "proj" / "characters"
+    chars.mkdir(parents=True)
+    shutil.copy(tiny_models.lora, chars / "hero_lora.safetensors")
+    root = write_tiny_project(tmp_path / "proj", tiny_models,
+                              ann_extra="lora:\n  - {file: hero_lora.safetensors, weight: 1.0, trigger: lwz}\n")
+    engine = create_engine("diffusers", make_runtime(root))
+    ident = {"ip_adapter": 1.0, "reference_attention": 0.5}
+    still = engine.render(still_job(("ann",), options=ident)).frames
+    res = engine.render(clip_job(12, options=ident))
+    assert res.frames.shape == (12, H, W, 3) and res.info["loras"] == {"hero_lora.safetensors": 1.0}
+    assert np.array_equal(engine.render(still_job(("ann",), options=ident)).frames, still)

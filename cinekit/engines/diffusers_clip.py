@@ -121,6 +121,7 @@ class DiffusersClipEngine:
         self.pipeline_hooks: list = []   # called with (pipe, plan) right before denoising (tests)
         self._encoders: dict[int, Any] = {}
         self._latents: dict[int, Any] = {}
+        self._pipes: dict[tuple[str, str], Any] = {}
 
     # 0. ---------------------------------------------------------------------------------
     def check_inputs(self, job: Job) -> None:
@@ -149,11 +150,17 @@ class DiffusersClipEngine:
             self._plan(job)
         except ValueError as e:
             raise UserError(f"shot {job.shot_id}: {e}", hint="see options context_length / context_stride / free_noise") from None
+        free_init = job.options.get("free_init", False)
+        if not (isinstance(free_init, bool) or (isinstance(free_init, int) and 1 <= free_init <= 8)):
+            raise UserError(f"shot {job.shot_id}: free_init must be true, false or an iteration count 1..8")
         if job.refine is not None:
             try:
                 import cinekit.engines.puppet  # noqa: F401
             except ImportError as e:
                 raise EngineError("refine needs the puppet engine, which is not available") from e
+            if _refine_steps(job) < 1:
+                raise UserError(f"shot {job.shot_id}: refine {job.refine} x {job.steps} steps runs no denoising step",
+                                hint=f"raise refine to at least {1 / job.steps:.2f} or add steps")
         if job.options.get("continue_from"):
             self._previous(job)
         vectors = 0
@@ -224,7 +231,7 @@ class DiffusersClipEngine:
         # 1. pipeline: AnimateDiff + openpose ControlNet built from the model set (cached);
         #    the IP-Adapter, when used, is loaded into this pipeline's motion UNet below (after it was built)
         kind = "animatediff_v2v_controlnet" if job.refine is not None else "animatediff_controlnet"
-        pipe = loader.pipeline(job.model, kind, ("openpose",))
+        pipe = self._pipeline(job.model, kind)
         device = pipe._execution_device
 
         # 2. frames and windows: exactly job.frames frames; FreeNoise past the window
@@ -315,7 +322,7 @@ class DiffusersClipEngine:
         hold = self._continuity(pipe, job, device) if job.options.get("continue_from") else None
 
         # 11. denoise (progress per step; the opening frames held towards the previous shot)
-        total = job.steps * max(iters, 1)
+        total = (_refine_steps(job) if job.refine is not None else job.steps) * max(iters, 1)
         done = [0]
 
         final: dict[str, Any] = {}
@@ -410,6 +417,28 @@ class DiffusersClipEngine:
                   "strength": strength, "weights": weights}
         return OpeningHold(pipe.scheduler, z0, noise, weights, strength, job.steps, record)
 
+    def _pipeline(self, model: str, kind: str):
+        """The AnimateDiff pipeline of ``kind``, built once per model set.
+
+        AnimateDiff copies the 2-D UNet's weights into a motion UNet; once the still engine has
+        loaded a LoRA (peft layers) or an IP-Adapter into that shared UNet, the copy fails on the
+        renamed keys (diffusers #7661). Then the motion UNet is built from a pristine copy."""
+        key = (model, kind)
+        if key not in self._pipes:
+            unet = self.loader.components(model).components["unet"]
+            if is_pristine(unet):
+                self._pipes[key] = self.loader.pipeline(model, kind, ("openpose",))
+            else:
+                import diffusers
+
+                from cinekit.engines.loader import PIPELINES
+
+                cls = getattr(diffusers, PIPELINES[self.loader.components(model).family][kind])
+                self._pipes[key] = self.loader.build(
+                    model, cls, unet=pristine_copy(unet), motion_adapter=self.loader.motion_adapter(model),
+                    controlnet=self.loader.controlnet(model, "openpose"))
+        return self._pipes[key]
+
     def _tails(self) -> "ShotTails":
         if not hasattr(self, "_tail_cache"):
             self._tail_cache = ShotTails(self.runtime.cache_dir)
@@ -422,6 +451,7 @@ class DiffusersClipEngine:
         for idt in identities:
             for spec in idt.spec.lora:
                 path = resolve(idt.spec_path, spec.file)
+                _release_shared_text_encoder_lora(pipe, path)
                 name = self.loader.lora(pipe, path)
                 shown[path.name] = shown.get(path.name, 0.0) + spec.weight
                 if spec.weight != 0:
@@ -463,6 +493,30 @@ class DiffusersClipEngine:
             rows.append(latents.latent(ref, (side, side)))
             info[ch.name] = {"reference": ref.path.name, "view": ref.view, "size": side}
         return torch.cat(rows), info
+
+
+def is_pristine(unet) -> bool:
+    """True when no adapter (peft LoRA, IP-Adapter) has been loaded into a 2-D UNet."""
+    if getattr(unet, "peft_config", None) or getattr(unet, "encoder_hid_proj", None) is not None:
+        return False
+    return not any(type(p).__name__.startswith("IPAdapter") for p in unet.attn_processors.values())
+
+
+def pristine_copy(unet):
+    """A new ``UNet2DConditionModel`` with ``unet``'s base weights only (LoRA and IP-Adapter layers dropped)."""
+    from diffusers import UNet2DConditionModel
+
+    config = dict(unet.config)
+    config.update(encoder_hid_dim_type=None, encoder_hid_dim=None)
+    clean = UNet2DConditionModel.from_config(config)
+    state = {}
+    for k, v in unet.state_dict().items():
+        if ".lora_" in k or k.startswith("encoder_hid_proj.") or ".processor." in k:
+            continue
+        state[k.replace(".base_layer.", ".")] = v
+    clean.load_state_dict(state, strict=True)
+    param = next(unet.parameters())
+    return clean.to(device=param.device, dtype=param.dtype)
 
 
 def chunk_feed_forward(unet, frames: int | None, tokens: int = 4096) -> None:
@@ -575,6 +629,27 @@ class OpeningHold:
             out[:, :, k] = w * target + (1.0 - w) * latents[:, :, k]
         self.blends += 1
         return out
+
+
+def _release_shared_text_encoder_lora(pipe, path: Path) -> None:
+    """Let ``loader.lora`` load a LoRA into this pipeline when the still pipeline, which shares
+    the text encoder, already put the same adapter there (peft refuses a second adapter of one
+    name). The adapter is removed from the text encoder and loaded again, same name, same
+    weights, so the still pipeline's record of it stays true. Mirrors the loader's naming."""
+    key = str(Path(path).resolve())
+    if key in pipe.unet.__dict__.get("_cinekit_loras", {}):
+        return
+    name = "cinekit_" + hashlib.sha256(key.encode()).hexdigest()[:12]
+    te = getattr(pipe, "text_encoder", None)
+    if te is not None and name in (getattr(te, "peft_config", None) or {}):
+        from diffusers.utils.peft_utils import delete_adapter_layers
+
+        delete_adapter_layers(te, name)
+
+
+def _refine_steps(job: Job) -> int:
+    """Denoising steps a refine (video-to-video) job runs: diffusers' ``min(int(steps * strength), steps)``."""
+    return min(int(job.steps * float(job.refine)), job.steps)
 
 
 def _embedding_vectors(path: Path) -> int:
