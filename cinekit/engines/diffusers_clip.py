@@ -247,7 +247,7 @@ class DiffusersClipEngine:
 
         # 3. memory: feed-forward chunking past one window, VAE decode in chunks
         chunking = bool(job.options.get("forward_chunking", plan.free_noise))
-        chunk_feed_forward(pipe.unet, plan.context_length if chunking else None)
+        chunk_feed_forward(pipe.unet, plan.context_length if chunking else None, rebuilt=plan.free_noise)
         decode_chunk = max(1, int(job.options.get("decode_chunk_size", 8)))
 
         # 4. control frames from the pose track (already sampled at job.fps)
@@ -519,15 +519,21 @@ def pristine_copy(unet):
     return clean.to(device=param.device, dtype=param.dtype)
 
 
-def chunk_feed_forward(unet, frames: int | None, tokens: int = 4096) -> None:
+def chunk_feed_forward(unet, frames: int | None, tokens: int = 4096, rebuilt: bool = False) -> None:
     """Run every transformer block's feed-forward on slices of the batch (memory, same math).
 
     Spatial blocks see ``(batch x frames, tokens, C)``: slices of ``frames`` rows (frames); motion
     blocks see ``(batch x pixels, frames, C)``: slices of ``tokens`` rows. ``None`` turns it off.
     diffusers' ``enable_forward_chunking`` needs sizes that divide the batch and would also chunk
     the one-frame reference pass; this wraps ``ff.forward`` per instance (module names unchanged,
-    so LoRA and IP-Adapter loading are unaffected)."""
+    so LoRA and IP-Adapter loading are unaffected). ``rebuilt``: whether FreeNoise is engaged
+    (switching it on or off replaces the motion blocks, whose new ``ff`` need wrapping)."""
     import torch
+
+    state = (frames, tokens, rebuilt)
+    if getattr(unet, "_cinekit_ff_state", None) == state:
+        return
+    unet._cinekit_ff_state = state
 
     for name, block in unet.named_modules():
         ff = getattr(block, "ff", None)
