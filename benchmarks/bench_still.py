@@ -243,13 +243,15 @@ def bench_size(size: str, reps: int) -> dict:
         prep = prepare_hand(engine, job)
         hand = hand_loop(prep, job)
         t_engine, t_hand = [], []
-        for _ in range(reps):                    # alternate, so drift hits both sides alike
-            s = time.perf_counter()
-            engine_path()
-            t_engine.append(time.perf_counter() - s)
-            s = time.perf_counter()
-            hand_loop(prep, job)
-            t_hand.append(time.perf_counter() - s)
+        for rep in range(reps):                  # alternate the order (ABBA...), so drift hits both alike
+            for side in (("engine", "hand") if rep % 2 == 0 else ("hand", "engine")):
+                s = time.perf_counter()
+                if side == "engine":
+                    engine_path()
+                    t_engine.append(time.perf_counter() - s)
+                else:
+                    hand_loop(prep, job)
+                    t_hand.append(time.perf_counter() - s)
         other = engine.render(make_job(("ann2", "bob"), "m")).frames
         res = engine.render(job)
         diff = np.abs(res.frames[0].astype(np.int32) - other[0]).sum(-1)
@@ -258,6 +260,7 @@ def bench_size(size: str, reps: int) -> dict:
         return {
             "size": size, "resolution": [SIZE, SIZE], "steps": STEPS, "characters": 2, "reps": reps,
             "engine_s": round(me, 4), "hand_loop_s": round(mh, 4), "ratio": round(me / mh, 4),
+            "paired_ratio_median": round(statistics.median(e / h for e, h in zip(t_engine, t_hand, strict=True)), 4),
             "engine_runs_s": [round(x, 4) for x in t_engine], "hand_runs_s": [round(x, 4) for x in t_hand],
             "identical_output": bool(np.array_equal(first, hand)),
             "max_abs_diff": int(np.abs(first.astype(np.int32) - hand).max()),
@@ -272,7 +275,7 @@ def run(sizes=("tiny", "sd15"), reps: int | None = None) -> dict:
     out = {"machine": {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
                        "torch": torch.__version__}, "goal": "ratio <= 1.05", "results": {}}
     for size in sizes:
-        r = reps or (9 if size == "tiny" else 3)
+        r = reps or (10 if size == "tiny" else 4)
         res = bench_size(size, r)
         out["results"][size] = res
         print(f"{size:5s} engine {res['engine_s']:.3f} s  hand loop {res['hand_loop_s']:.3f} s  "
