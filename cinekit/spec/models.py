@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64)]
+ShotId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$", max_length=64)]  # names files: no dots
 Size = tuple[Annotated[int, Field(gt=0)], Annotated[int, Field(gt=0)]]
 Unit = Annotated[float, Field(ge=0.0, le=1.0)]
 View = Literal["front", "three_quarter", "side", "back"]
@@ -229,7 +230,7 @@ class ShotDefaults(Strict):
 
 
 class Shot(Strict):
-    id: Name
+    id: ShotId
     kind: Literal["still", "clip"] = "still"
     duration: Annotated[float, Field(gt=0)] | None = None
     prompt: str = ""
