@@ -27,6 +27,7 @@ class Runtime:
     low_vram: bool = False            # CPU offload on CUDA
     loader: Any = None                # model loader (cinekit.engines.loader), injected in tests
     stats: dict[str, int] = field(default_factory=dict)  # counters tests assert on (loads, encodings)
+    out_dir: Path | None = None       # the run's output folder (engines read earlier shots from it)
     debug: bool = False               # CINEKIT_DEBUG=1: let unexpected exceptions propagate
 
     @classmethod

@@ -155,7 +155,7 @@ def test_manifest_and_sidecar_record_how_each_output_was_made(tmp_path):
     assert entry["key"] == sidecar["key"] and len(entry["key"]) == 64
     assert entry["seed"] == 0 and entry["engine"]["name"] == "previz" and entry["model"] is None
     assert entry["timings"]["render_s"] > 0 and "characters/refs/ann.png" in entry["inputs"]
-    assert set(entry["files"]) == {"s020.mp4", "s020.control.mp4", "s020.poster.png"}
+    assert set(entry["files"]) == {"s020.mp4", "s020.control.mp4", "s020.poster.png", "s020.masks.npz"}
     assert not list((root / "renders").rglob(".*"))  # no journal, temp file or lock left behind
 
 
@@ -206,7 +206,7 @@ def test_sigkill_at_random_moments_then_resume_gives_identical_outputs(tmp_path)
                            capture_output=True, text=True, timeout=120)
     assert final.returncode == 0, final.stderr
     ref, run = output_bytes(root / "ref"), output_bytes(root / "run")
-    assert run.keys() == ref.keys() and len(ref) == 6 * 2 + 6 * 3  # stills: png+control; clips: +poster
+    assert run.keys() == ref.keys() and len(ref) == 6 * 3 + 6 * 4  # stills: png+control+masks; clips: +poster
     assert all(run[k] == ref[k] for k in ref)
     assert not [p for p in (root / "run").rglob(".*")]
     for mp4 in (root / "run").rglob("*.mp4"):

@@ -157,6 +157,9 @@ def test_tiny_diffusers_on_ray_gives_the_same_files_within_one_level(ray_cluster
     a, b = output_bytes(root / "local"), output_bytes(root / "ray")
     assert a.keys() == b.keys() and {"ep/d020.png", "ep/d020.control.png"} <= a.keys()
     for name in a:
+        if name.endswith(".masks.npz"):  # character regions come from the pose track: identical
+            assert a[name] == b[name], name
+            continue
         x = np.asarray(Image.open(root / "local" / name).convert("RGB"), dtype=np.int16)
         y = np.asarray(Image.open(root / "ray" / name).convert("RGB"), dtype=np.int16)
         assert x.shape == y.shape and np.abs(x - y).max() <= 1, name

@@ -73,6 +73,7 @@ def _run(targets: list[Path], *, kind: str | None, shot_ids: list[str], engine: 
             console().print(dry_run_table(plan, out_dir))
         return
     runtime = _runtime(project, device, allow_pickle)
+    runtime.out_dir = out_dir  # where earlier shots are found (continue_from), also with --out
     from cinekit.render.executors import make_executor
 
     progress = RichProgress(len(jobs), plain=ci)
@@ -87,6 +88,10 @@ def _run(targets: list[Path], *, kind: str | None, shot_ids: list[str], engine: 
         from cinekit.render.lock import describe
 
         warn(f"took over the lock left by {describe(report.lock_taken_over)}, which is gone")
+    if ci and project.config.gates:
+        from cinekit.render.gating import apply_gates
+
+        apply_gates(project, report.outcomes, out_dir, fmt)
     console().print(summary_table(report.outcomes, out_dir, report.seconds))
     print_failures(report.outcomes)
     if junit:

@@ -177,7 +177,6 @@ class RenderWorker:
             return {"ok": False, "error": exc.format(), "exit_code": exc.exit_code,
                     "seconds": time.perf_counter() - start}
         self.jobs += 1
-        result.masks = None  # not written; saves moving (frames, characters, H, W) through the object store
         return {"ok": True, "result": result, "version": str(getattr(self.engine, "version", "")),
                 "seconds": time.perf_counter() - start}
 

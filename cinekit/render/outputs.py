@@ -87,6 +87,10 @@ def write_result(out_dir: Path, job: Job, result: RenderResult, fmt: str = "mp4"
         paths[name] = _extra_path(stem, name, job.kind, fmt)
     if job.kind == "clip":
         paths["poster"] = stem.with_name(f"{stem.name}.poster.png")
+    if result.masks is not None and job.characters:
+        from cinekit.score.regions import masks_path
+
+        paths["masks"] = masks_path(paths["main"])  # character regions, for consistency scores
     sidecar = writers.sidecar_path(stem.with_suffix(".x"))
     journal = pending_path(sidecar)
     ours = _journal_names(journal)  # files an interrupted render of this job was writing
@@ -115,6 +119,10 @@ def write_result(out_dir: Path, job: Job, result: RenderResult, fmt: str = "mp4"
         _write(paths[name], frames, job, fmt, record)
     if "poster" in paths:
         writers.write_png(paths["poster"], result.frames[len(result.frames) // 2], record)
+    if "masks" in paths:
+        from cinekit.score.regions import write_masks
+
+        write_masks(paths["main"], result.masks, [c.name for c in job.characters])
     sidecar_record = {**record, **(extra_record or {})}
     if key is not None:
         sidecar_record["key_parts"] = key.parts

@@ -66,10 +66,25 @@ def write_masks(output: Path | str, masks: np.ndarray, names: Sequence[str],
         raise ValueError(f"masks must be (frames, {len(names)}, H, W), got {masks.shape}")
     idx = subsample(len(masks), max_frames)
     path = masks_path(output)
+    arrays = {"names": np.array(list(names), dtype=str), "frames": idx, "masks": masks[idx]}
     with atomic_path(path, suffix=".npz") as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, names=np.array(list(names), dtype=str), frames=idx, masks=masks[idx])
+        _write_npz(tmp, arrays)
     return path
+
+
+def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Like ``np.savez_compressed`` but byte-reproducible: zip entries get a fixed date
+    (numpy stamps the current time, so two renders of one job would differ)."""
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, array in arrays.items():
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, np.asarray(array), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, buffer.getvalue())
 
 
 @dataclass(frozen=True)
