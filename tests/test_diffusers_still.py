@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cinekit.errors import EngineError, UserError
+from cinekit.errors import UserError
 from tests.diffusers_fixtures import *  # noqa: F403
 from tests.diffusers_fixtures import make_runtime, still_job
 
@@ -183,12 +183,12 @@ def test_check_inputs_rejects_clearly(shared_engine):
 
 
 def test_clip_jobs_go_to_the_video_engine(shared_engine):
-    import importlib.util
+    from cinekit.engines.diffusers_clip import DiffusersClipEngine
+    from cinekit.engines.diffusers_still import DiffusersStillEngine
 
-    if importlib.util.find_spec("cinekit.engines.diffusers_clip") is not None:
-        pytest.skip("the video engine exists")
-    with pytest.raises(EngineError, match="video engine not available"):
-        shared_engine.engine("clip")
+    assert isinstance(shared_engine.engine("clip"), DiffusersClipEngine)
+    assert isinstance(shared_engine.engine("still"), DiffusersStillEngine)
+    assert shared_engine.engine("clip") is shared_engine.engine("clip")  # built once
 
 
 def test_cinekit_still_on_the_example_project_with_tiny_models(tmp_path, tiny_models):

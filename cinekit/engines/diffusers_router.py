@@ -6,7 +6,6 @@ shares this runtime's model loader (one load per model set for stills and clips 
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from cinekit.engines.base import ProgressFn, RenderResult
@@ -31,14 +30,9 @@ class DiffusersEngine:
 
                 self._engines[kind] = DiffusersStillEngine(self.runtime)
             elif kind == "clip":
-                try:
-                    module = importlib.import_module("cinekit.engines.diffusers_clip")
-                except ModuleNotFoundError as e:
-                    if e.name != "cinekit.engines.diffusers_clip":
-                        raise
-                    raise EngineError("video engine not available",
-                                      hint="render clips with the puppet or previz engine") from None
-                self._engines[kind] = module.DiffusersClipEngine(self.runtime)
+                from cinekit.engines.diffusers_clip import DiffusersClipEngine
+
+                self._engines[kind] = DiffusersClipEngine(self.runtime)
             else:
                 raise EngineError(f"the diffusers engine cannot render a {kind}")
         return self._engines[kind]
