@@ -15,7 +15,8 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/cinekit check .
 	$(BIN)/cinekit render --ci
-	@echo "renders written to renders/"
+	$(BIN)/cinekit report
+	@echo "renders written to renders/ - open renders/report.html for the review page"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
