@@ -55,19 +55,12 @@ from typing import Any
 
 import numpy as np
 
+from cinekit.engines import diffusers_common as common
 from cinekit.engines.base import ProgressFn, RenderResult
 from cinekit.engines.freenoise import WindowPlan, resolve_plan
-from cinekit.engines.loader import ModelLoader, is_pickle, resolve_model_path
+from cinekit.engines.loader import resolve_model_path
 from cinekit.errors import EngineError, ModelError, UserError
-from cinekit.identity.core import resolve
 from cinekit.job import Job
-
-
-def _option(job: Job, key: str, name: str, default: float) -> float:
-    value = job.options.get(key)
-    if isinstance(value, dict):
-        value = value.get(name)
-    return float(default if value is None else value)
 
 
 def previous_output(out_dirs: list[Path], job: Job, shot_id: str) -> Path | None:
@@ -113,14 +106,8 @@ class DiffusersClipEngine:
     version = "1"
 
     def __init__(self, runtime):
-        self.runtime = runtime
-        if runtime.loader is None:
-            runtime.loader = ModelLoader.for_runtime(runtime)
-        self.loader = runtime.loader
-        self.hooks: list = []            # identity-attention hooks (tests, debugging)
+        common.setup(self, runtime)             # runtime, loader, hooks, assets
         self.pipeline_hooks: list = []   # called with (pipe, plan) right before denoising (tests)
-        self._encoders: dict[int, Any] = {}
-        self._latents: dict[int, Any] = {}
         self._pipes: dict[tuple[str, str], Any] = {}
 
     # 0. ---------------------------------------------------------------------------------
@@ -163,31 +150,12 @@ class DiffusersClipEngine:
                                 hint=f"raise refine to at least {1 / job.steps:.2f} or add steps")
         if job.options.get("continue_from"):
             self._previous(job)
-        vectors = 0
-        text = job.prompt
-        for ch in job.characters:
-            identity = self.runtime.identities.get(ch.name)
-            for spec in identity.spec.lora:
-                self._check_file(resolve(identity.spec_path, spec.file), f"{ch.name}: lora")
-            for spec in identity.spec.embeddings:
-                path = resolve(identity.spec_path, spec.file)
-                self._check_file(path, f"{ch.name}: embedding")
-                vectors += text.count(spec.token) * _embedding_vectors(path)
-                text = text.replace(spec.token, " ")
-        tokenizer = self.loader.tokenizer(job.model)
-        count = max(len(tokenizer(t, add_special_tokens=False).input_ids) for t in (text, job.negative)) + vectors
-        limit = tokenizer.model_max_length - 2
+        count = common.prompt_token_count(self.runtime, self.loader, job, ms.family)
+        limit = self.loader.tokenizer(job.model).model_max_length - 2
         if count > limit:
             raise UserError(f"shot {job.shot_id}: the prompt is {count} tokens; clips take at most {limit}",
                             hint="FreeNoise encodes prompts itself, without chunking: shorten the prompt "
                                  "or the characters' descriptions")
-
-    def _check_file(self, path: Path, what: str) -> None:
-        if not path.is_file():
-            raise UserError(f"{what} file {path} not found")
-        if is_pickle(path) and not self.loader.allow_pickle:
-            raise ModelError(f"{what}: {path.name} is a pickle file ({path.suffix}); refused",
-                             hint="convert it to .safetensors, or pass --allow-pickle if you trust the file")
 
     def _max_seq_length(self, job: Job) -> int:
         path, _ = resolve_model_path(self.loader.modelset(job.model).motion_adapter, self.loader.root)
@@ -216,12 +184,7 @@ class DiffusersClipEngine:
         from PIL import Image
 
         from cinekit.engines import freenoise
-        from cinekit.identity.reference_attention import (
-            CharacterAttention,
-            IdentityAttention,
-            ip_adapter_bypassed,
-            pose_region_masks,
-        )
+        from cinekit.identity.reference_attention import pose_region_masks
         from cinekit.pose.draw import draw_control_frames
 
         loader, rt = self.loader, self.runtime
@@ -257,61 +220,24 @@ class DiffusersClipEngine:
         # 5. regions per frame and identity settings
         regions = pose_region_masks(job.pose, W, H, [c.z for c in job.characters])   # (F, C, H, W)
         regional = bool(job.options.get("regional", True))
-        settings = [CharacterAttention(
-            reference=_option(job, "reference_attention", ch.name, idt.spec.identity.reference_attention),
-            style_fidelity=_option(job, "style_fidelity", ch.name, idt.spec.identity.style_fidelity),
-            ip_scale=_option(job, "ip_adapter", ch.name, idt.spec.identity.ip_adapter),
-        ) for ch, idt in zip(job.characters, identities, strict=True)]
         modelset = loader.modelset(job.model)
-        if modelset.ip_adapter is None:
-            for s in settings:
-                s.ip_scale = 0.0
+        settings = common.character_settings(job, identities, modelset)
 
         # 6. LoRA and textual inversion per character
-        loras = self._apply_loras(pipe, identities)
-        for idt in identities:
-            for spec in idt.spec.embeddings:
-                loader.textual_inversion(pipe, resolve(idt.spec_path, spec.file), spec.token)
+        loras = common.apply_identity_weights(loader, pipe, identities, _release_shared_text_encoder_lora)
 
         # 7. prompt (FreeNoise encodes strings itself)
         do_cfg = job.guidance > 1.0
         call: dict[str, Any] = {"prompt": job.prompt, "negative_prompt": job.negative}
 
         # 8. IP-Adapter image embeddings: the identity core's cache, shared with stills
-        use_ip = any(s.ip_scale > 0 for s in settings)
-        ip_info: dict[str, Any] = {}
-        ip_procs: dict[str, Any] = {}
-        if use_ip:
-            ip = loader.ip_adapter(job.model, pipe)
-            ip_procs = ip["processors"]
-            encoder = self._encoder(ip)
-            pos, used = [], {}
-            for ch, idt in zip(job.characters, identities, strict=True):
-                emb, used[ch.name] = encoder.character(idt, ch.view)
-                pos.append(emb)
-            pos_t = torch.stack(pos, dim=1)                                         # (1, C, ...)
-            neg_t = encoder.unconditional().unsqueeze(1).expand_as(pos_t)
-            embeds = torch.cat([neg_t, pos_t]) if do_cfg else pos_t
-            call["ip_adapter_image_embeds"] = [embeds.to(device=device, dtype=pipe.unet.dtype)]
-            ip_info = {"weights": used, "scales": {c.name: s.ip_scale for c, s in zip(job.characters, settings, strict=True)}}
+        ip_call, ip_info, ip_procs = common.ip_adapter_embeds(self.assets, job, pipe, identities, settings, do_cfg, device)
+        use_ip = bool(ip_call)
+        call.update(ip_call)
 
         # 9. reference attention, applied per frame on the spatial self-attention layers
-        use_ref = any(s.reference > 0 for s in settings)
-        vae_scale = pipe.vae_scale_factor
-        ctl = None
-        ref_info: dict[str, Any] = {}
-        if use_ref or use_ip:
-            ref_lat = ref_noise = None
-            if use_ref:
-                ref_lat, ref_info = self._reference_latents(pipe, job, identities, vae_scale)
-                g = torch.Generator("cpu").manual_seed((job.seed + 0x5EED) % (2**63))
-                ref_noise = torch.randn(ref_lat.shape, generator=g)
-            ctl = IdentityAttention(
-                characters=settings, latent_hw=(H // vae_scale, W // vae_scale),
-                masks=torch.from_numpy(regions.astype(np.float32)) if regional else None,
-                do_cfg=do_cfg, frames=F, reference_latents=ref_lat, reference_noise=ref_noise,
-                scheduler=pipe.scheduler, ip_processors=ip_procs if use_ip else {}, hooks=self.hooks,
-            )
+        ctl, ref_info = common.identity_attention(self.assets, job, pipe, identities, settings, regions, regional,
+                                                  do_cfg, F, use_ip, ip_procs, self.hooks)
 
         # 10. init: the puppet clip (refine) and the previous shot's last frame (continue_from)
         if job.refine is not None:
@@ -348,11 +274,7 @@ class DiffusersClipEngine:
         for hook in self.pipeline_hooks:
             hook(pipe, plan)
         with contextlib.ExitStack() as stack:
-            stack.enter_context(torch.inference_mode())
-            if not use_ip and getattr(pipe.unet, "_cinekit_ip", None) is not None:
-                stack.enter_context(ip_adapter_bypassed(pipe.unet))   # loaded earlier, unused here
-            if ctl is not None:
-                stack.enter_context(ctl.attached(pipe.unet))
+            common.denoising(stack, pipe, use_ip, ctl)
             handle = pipe.controlnet.register_forward_pre_hook(_channels_last_cond, with_kwargs=True)
             stack.callback(handle.remove)
             video = pipe(**call).frames
@@ -370,16 +292,9 @@ class DiffusersClipEngine:
             "windows": plan.record(), "free_init": iters,
             "memory": {"decode_chunk_size": decode_chunk, "forward_chunking": chunking,
                        "cpu_offload": bool(loader.low_vram and loader.device.startswith("cuda"))},
-            "identity": {
-                "regional": regional,
-                "characters": {c.name: vars(s) for c, s in zip(job.characters, settings, strict=True)},
-                "ip_adapter": ip_info or ("not configured" if modelset.ip_adapter is None else "off"),
-                "reference_passes": ctl.reference_passes if ctl is not None else 0,
-            },
+            "identity": common.identity_record(job, settings, regional, ip_info, modelset, ctl, ref_info),
             "loras": loras,
         })
-        if use_ref:
-            info["identity"]["references"] = ref_info
         if hold is not None:
             info["continue_from"] = hold.record
         if job.refine is not None:
@@ -445,56 +360,6 @@ class DiffusersClipEngine:
         if not hasattr(self, "_tail_cache"):
             self._tail_cache = ShotTails(self.runtime.cache_dir)
         return self._tail_cache
-
-    def _apply_loras(self, pipe, identities) -> dict[str, float]:
-        """Load every character's LoRA once; activate those with a non-zero weight (others: off, exactly)."""
-        active: dict[str, float] = {}
-        shown: dict[str, float] = {}
-        for idt in identities:
-            for spec in idt.spec.lora:
-                path = resolve(idt.spec_path, spec.file)
-                _release_shared_text_encoder_lora(pipe, path)
-                name = self.loader.lora(pipe, path)
-                shown[path.name] = shown.get(path.name, 0.0) + spec.weight
-                if spec.weight != 0:
-                    active[name] = active.get(name, 0.0) + spec.weight
-        if getattr(pipe.unet, "_cinekit_loras", None):
-            if active:
-                pipe.enable_lora()
-                pipe.set_adapters(list(active), adapter_weights=list(active.values()))
-            else:
-                pipe.disable_lora()
-        return shown
-
-    def _encoder(self, ip: dict[str, Any]):
-        from cinekit.identity.embeddings import ReferenceEncoder
-
-        key = id(ip["image_encoder"])
-        if key not in self._encoders:
-            self._encoders[key] = ReferenceEncoder(self.runtime.cache_dir, ip["image_encoder"], ip["feature_extractor"],
-                                                   ip["encoder_id"], ip["hidden_states"], self.runtime.count)
-        return self._encoders[key]
-
-    def _reference_latents(self, pipe, job: Job, identities, vae_scale: int):
-        """``(C, 4, s, s)`` latents of each character's reference nearest to its view (cached)."""
-        import torch
-
-        from cinekit.identity.embeddings import ReferenceLatents
-
-        key = id(pipe.vae)
-        if key not in self._latents:
-            vae_id = self.loader.components(job.model).vae_id
-            self._latents[key] = ReferenceLatents(self.runtime.cache_dir, pipe.vae, vae_id, self.runtime.count)
-        latents = self._latents[key]
-        unit = vae_scale * 2 ** (len(pipe.unet.config.block_out_channels) - 1)
-        side = int(job.options.get("reference_size") or min(job.width, job.height))
-        side = max(unit, side // unit * unit)
-        rows, info = [], {}
-        for ch, idt in zip(job.characters, identities, strict=True):
-            ref = idt.reference_for(ch.view)
-            rows.append(latents.latent(ref, (side, side)))
-            info[ch.name] = {"reference": ref.path.name, "view": ref.view, "size": side}
-        return torch.cat(rows), info
 
 
 def is_pristine(unet) -> bool:
@@ -671,13 +536,3 @@ def _refine_steps(job: Job) -> int:
     """Denoising steps a refine (video-to-video) job runs: diffusers' ``min(int(steps * strength), steps)``."""
     return min(int(job.steps * float(job.refine)), job.steps)
 
-
-def _embedding_vectors(path: Path) -> int:
-    """How many token vectors a textual-inversion file holds (header only)."""
-    if path.suffix != ".safetensors":
-        return 1
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        shapes = [f.get_slice(k).get_shape() for k in f.keys()]
-    return int(shapes[0][0]) if shapes and len(shapes[0]) == 2 else 1
