@@ -8,13 +8,8 @@ import shutil
 import pytest
 import torch
 
-from cinekit.engines.loader import (
-    ModelLoader,
-    check_model_set,
-    detect_family,
-    pick_dtype,
-    resolve_model_path,
-)
+from cinekit.engines.loader import ModelLoader, pick_dtype
+from cinekit.engines.model_check import check_model_set, detect_family, resolve_model_path
 from cinekit.errors import ModelError, UserError
 from cinekit.spec.models import ModelSet
 from cinekit.testing.tiny import modelset_dict

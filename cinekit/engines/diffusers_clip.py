@@ -58,7 +58,7 @@ import numpy as np
 from cinekit.engines import diffusers_common as common
 from cinekit.engines.base import ProgressFn, RenderResult
 from cinekit.engines.freenoise import WindowPlan, resolve_plan
-from cinekit.engines.loader import resolve_model_path
+from cinekit.engines.model_check import resolve_model_path
 from cinekit.errors import EngineError, ModelError, UserError
 from cinekit.job import Job
 

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from cinekit.engines.loader import is_pickle
+from cinekit.engines.model_check import is_pickle
 from cinekit.errors import ModelError, UserError
 from cinekit.identity.core import resolve
 from cinekit.job import Job
