@@ -195,7 +195,7 @@ def test_identity_processors_act_on_every_frame(clip):
 
 # --------------------------------------------------------------------------- continuity
 def test_continue_from_conditions_on_the_previous_last_frame(clip):
-    from cinekit.engines.diffusers_clip import last_frame
+    from cinekit.engines.continuity import last_frame
     from cinekit.render.outputs import write_result
 
     out = clip.runtime.project.output_dir
