@@ -35,8 +35,9 @@ from cinekit.engines.puppet import PuppetEngine  # noqa: E402
 from cinekit.identity.core import IdentityStore  # noqa: E402
 from cinekit.job import Job, JobCharacter  # noqa: E402
 from cinekit.spec.models import CharacterSpec  # noqa: E402
+from cinekit.testing.data import shared_data_dir  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data" / "animated-drawings"
+DATA = shared_data_dir() / "animated-drawings"
 WIDTH, HEIGHT = 768, 512
 
 

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from cinekit.testing.data import shared_data_dir
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("CINEKIT_TEST_DATA", REPO.parent / "shared" / "data"))
+DATA = shared_data_dir()
 
 
 @pytest.fixture(scope="session")

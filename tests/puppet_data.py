@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -10,8 +9,9 @@ import numpy as np
 from cinekit.identity.core import IdentityStore
 from cinekit.job import Job, JobCharacter
 from cinekit.spec.models import CharacterSpec
+from cinekit.testing.data import shared_data_dir
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "animated-drawings"
+DATA = shared_data_dir() / "animated-drawings"
 CHARS = ("char1", "char2", "char3", "char4")
 BVHS = ("jumping_jacks", "wave_hello", "jumping")
 

@@ -16,8 +16,6 @@ from cinekit.puppet.deform import frame_scale
 from cinekit.spec.models import CharacterSpec
 from tests.puppet_data import BVHS, CHARS, DATA, bvh_job, make_job, make_runtime
 
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="shared test data not present")
-
 BODY_BONES = [(a, b) for a, b in BONES if a <= 13 and b <= 13 and b != INDEX["nose"]]
 N_FRAMES = 8
 
