@@ -204,6 +204,7 @@ def test_cinekit_still_on_the_example_project_with_tiny_models(tmp_path, tiny_mo
     config = yaml.safe_load((root / "cinekit.yaml").read_text())
     config["models"] = {"tiny": modelset_dict(tiny_models, root)}
     config["defaults"]["steps"] = 2
+    config.pop("gates", None)  # random tiny weights cannot meet the example's palette gates
     (root / "cinekit.yaml").write_text(yaml.safe_dump(config))
     for shots in (root / "shots").glob("*.yaml"):
         shots.write_text(shots.read_text().replace("size: [768, 512]", "size: [96, 64]"))
