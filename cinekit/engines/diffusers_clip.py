@@ -232,8 +232,9 @@ class DiffusersClipEngine:
             hook(pipe, plan)
         with contextlib.ExitStack() as stack:
             common.denoising(stack, pipe, use_ip, ctl)
-            handle = pipe.controlnet.register_forward_pre_hook(_channels_last_cond, with_kwargs=True)
+            handle = pipe.controlnet.register_forward_pre_hook(_ChannelsLastCond(), with_kwargs=True)
             stack.callback(handle.remove)
+            stack.enter_context(_fixed_execution_device(pipe, pipe._execution_device))
             video = pipe(**call).frames
 
         # 12. result: job.frames frames, played at job.fps by the writers
@@ -361,16 +362,52 @@ def _release_shared_text_encoder_lora(pipe, path: Path) -> None:
         delete_adapter_layers(te, name)
 
 
-def _channels_last_cond(_module, args, kwargs):
+class _ChannelsLastCond:
     """ControlNet pre-hook: the pose frames in channels-last layout. The conditioning embedding's
     full-resolution convolutions run about twice as fast so on CPU (oneDNN) as on the NCHW tensor
-    the pipeline prepares; the values are the same."""
-    import torch
+    the pipeline prepares; the values are the same. The pipeline passes the same tensor at every
+    step, so it is converted once per render, not once per step."""
 
-    cond = kwargs.get("controlnet_cond")
-    if torch.is_tensor(cond) and cond.ndim == 4:
-        kwargs["controlnet_cond"] = cond.contiguous(memory_format=torch.channels_last)
-    return args, kwargs
+    def __init__(self):
+        self._source = self._converted = None
+
+    def __call__(self, _module, args, kwargs):
+        import torch
+
+        cond = kwargs.get("controlnet_cond")
+        if torch.is_tensor(cond) and cond.ndim == 4:
+            if cond is not self._source:
+                self._source, self._converted = cond, cond.contiguous(memory_format=torch.channels_last)
+            kwargs["controlnet_cond"] = self._converted
+        return args, kwargs
+
+
+_FIXED_DEVICE_CLASSES: dict[type, type] = {}
+
+
+@contextlib.contextmanager
+def _fixed_execution_device(pipe, device):
+    """Within the block, ``pipe._execution_device`` is ``device`` (read once by the caller).
+
+    diffusers' property walks every module of every component for offload hooks on each read
+    (about ten reads per call, ~5 % of a small clip on CPU); the hooks do not change during one
+    call, so the answer does not either. The pipeline's class is swapped for a subclass that
+    differs only in that property, and restored after."""
+    cls = type(pipe)
+    if cls in _FIXED_DEVICE_CLASSES.values():          # already fixed (nested use)
+        yield
+        return
+    if cls not in _FIXED_DEVICE_CLASSES:
+        _FIXED_DEVICE_CLASSES[cls] = type(cls.__name__, (cls,), {
+            "__module__": cls.__module__, "__doc__": cls.__doc__,
+            "_execution_device": property(lambda self: self.__dict__["_cinekit_execution_device"])})
+    pipe.__dict__["_cinekit_execution_device"] = device
+    pipe.__class__ = _FIXED_DEVICE_CLASSES[cls]
+    try:
+        yield
+    finally:
+        pipe.__class__ = cls
+        pipe.__dict__.pop("_cinekit_execution_device", None)
 
 
 def _refine_steps(job: Job) -> int:
