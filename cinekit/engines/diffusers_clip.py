@@ -72,6 +72,7 @@ class DiffusersClipEngine:
     def __init__(self, runtime):
         common.setup(self, runtime)             # runtime, loader, hooks, assets
         self.pipeline_hooks: list = []   # called with (pipe, plan) right before denoising (tests)
+        self._devices: dict[int, tuple[Any, Any]] = {}   # id(pipe) -> (pipe, execution device)
         self._pipes: dict[tuple[str, str], Any] = {}
 
     # 0. ---------------------------------------------------------------------------------
@@ -151,7 +152,7 @@ class DiffusersClipEngine:
         #    the IP-Adapter, when used, is loaded into this pipeline's motion UNet below (after it was built)
         kind = "animatediff_v2v_controlnet" if job.refine is not None else "animatediff_controlnet"
         pipe = self._pipeline(job.model, kind)
-        device = pipe._execution_device
+        device = self._execution_device(pipe)
 
         # 2. frames and windows: exactly job.frames frames; FreeNoise past the window
         plan = self._plan(job)
@@ -234,7 +235,7 @@ class DiffusersClipEngine:
             common.denoising(stack, pipe, use_ip, ctl)
             handle = pipe.controlnet.register_forward_pre_hook(_ChannelsLastCond(), with_kwargs=True)
             stack.callback(handle.remove)
-            stack.enter_context(_fixed_execution_device(pipe, pipe._execution_device))
+            stack.enter_context(_fixed_execution_device(pipe, device))
             video = pipe(**call).frames
 
         # 12. result: job.frames frames, played at job.fps by the writers
@@ -281,6 +282,15 @@ class DiffusersClipEngine:
                     model, cls, unet=pristine_copy(unet), motion_adapter=self.loader.motion_adapter(model),
                     controlnet=self.loader.controlnet(model, "openpose"))
         return self._pipes[key]
+
+    def _execution_device(self, pipe):
+        """``pipe._execution_device``, read once per pipeline: diffusers walks every module of every
+        component for offload hooks on each read (~10 ms on the tiny models); the loader sets
+        offloading when it builds the pipeline, so the answer does not change afterwards."""
+        key = id(pipe)
+        if self._devices.get(key, (None,))[0] is not pipe:
+            self._devices[key] = (pipe, pipe._execution_device)
+        return self._devices[key][1]
 
     def _tails(self) -> continuity.ShotTails:
         if not hasattr(self, "_tail_cache"):
