@@ -37,14 +37,8 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 FPS = 12.0
-RIG = {  # COCO-18 on a 200x400 reference
-    "nose": [100, 50], "neck": [100, 90], "right_eye": [92, 44], "left_eye": [108, 44],
-    "right_ear": [84, 50], "left_ear": [116, 50],
-    "right_shoulder": [70, 100], "right_elbow": [55, 160], "right_wrist": [45, 215],
-    "left_shoulder": [130, 100], "left_elbow": [145, 160], "left_wrist": [155, 215],
-    "right_hip": [82, 220], "right_knee": [78, 300], "right_ankle": [75, 375],
-    "left_hip": [118, 220], "left_knee": [122, 300], "left_ankle": [125, 375],
-}
+from tests.project_factory import RIG  # noqa: E402  (the test figure's COCO-18 rig, 200x400)
+
 OFF = {"ip_adapter": 0.0, "reference_attention": 0.0}
 
 
