@@ -218,6 +218,8 @@ class ShotCharacter(Strict):
 
 
 class ShotDefaults(Strict):
+    """Settings a shot list's ``defaults:`` gives every shot; each shot may override them."""
+
     size: Size | None = None
     fps: Annotated[float, Field(gt=0)] | None = None
     seed: Annotated[int, Field(ge=0)] | None = None
@@ -229,22 +231,15 @@ class ShotDefaults(Strict):
     camera: CameraPreset | CameraSpec | None = None
 
 
-class Shot(Strict):
+class Shot(ShotDefaults):
+    """One shot: its own keys plus every ShotDefaults key as a per-shot override."""
+
     id: ShotId
     kind: Literal["still", "clip"] = "still"
     duration: Annotated[float, Field(gt=0)] | None = None
     prompt: str = ""
     negative: str = ""
-    camera: CameraPreset | CameraSpec | None = None
     characters: list[ShotCharacter] = []
-    size: Size | None = None
-    fps: Annotated[float, Field(gt=0)] | None = None
-    seed: Annotated[int, Field(ge=0)] | None = None
-    steps: Annotated[int, Field(ge=1, le=1000)] | None = None
-    guidance: Annotated[float, Field(ge=0, le=50)] | None = None
-    engine: str | None = None
-    model: str | None = None
-    background: str | list[int] | None = None
     refine: Unit | None = None
     continue_from: str | None = None
     options: dict[str, Any] = {}
