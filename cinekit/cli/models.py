@@ -30,7 +30,7 @@ def check(project: Path = typer.Option(None, help="Project folder (default: the 
     """Verify every configured model set: paths, formats and family (no model is run)."""
     from rich.table import Table
 
-    from cinekit.engines.loader import check_model_set
+    from cinekit.engines.model_check import check_model_set
 
     root, config = _config(project)
     if not config.models:

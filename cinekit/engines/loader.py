@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cinekit.engines.model_check import (  # noqa: F401 - check_model_set, is_pickle: re-exported (CLI, engines)
+from cinekit.engines.model_check import (
     HUB_ID,
     check_model_set,
     detect_family,
