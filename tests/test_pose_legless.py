@@ -16,7 +16,8 @@ from cinekit.pose.draw import draw_control_map
 from cinekit.pose.motion import MotionFormatError, import_motion, to_body_space
 from cinekit.pose.retarget import Torso, retarget
 from cinekit.pose.skeleton import INDEX
-from cinekit.pose.skeleton_video import load_skeleton_video, pose_from_frame, read_frames
+from cinekit.pose.skeleton_video import load_skeleton_video
+from tests.pose_video_tracks import decoded_track, video_frames
 
 UPPER = list(range(8))                                   # nose, neck, shoulders, elbows, wrists
 LEGS = [INDEX[n] for n in ("right_knee", "right_ankle", "left_knee", "left_ankle")]
@@ -63,13 +64,13 @@ def test_real_openpose_export_without_legs(data_dir):
 
 @pytest.fixture(scope="module")
 def waist_up_clip(data_dir, tmp_path_factory):
-    """The first 90 frames of a real skeleton video (every 10th kept), whole and with
+    """The first frames of a real skeleton video (every 10th kept), whole and with
     everything below mid-thigh blanked, written to a temporary mp4; the full poses."""
     import cv2
 
-    frames = [f for k, f in zip(range(90), read_frames(data_dir / "pose-videos" / "anyone-video-1_kps.mp4"))
-              if k % 10 == 0]
-    full = np.stack([pose_from_frame(f) for f in frames])
+    keep = slice(0, None, 10)
+    frames = video_frames()[keep]
+    full = decoded_track()[keep]
     cut_row = int(np.nanmin(0.5 * (full[:, [8, 11], 1].mean(1) + full[:, [9, 12], 1].mean(1))))
     path = tmp_path_factory.mktemp("legless") / "waist_up.mp4"
     h, w = frames[0].shape[:2]
@@ -84,7 +85,7 @@ def waist_up_clip(data_dir, tmp_path_factory):
 
 def test_waist_up_skeleton_video(waist_up_clip):
     path, full = waist_up_clip
-    motion = load_skeleton_video(path)
+    motion = load_skeleton_video(path, clean=False)  # as decoded (clean_track: test_pose_clean)
     assert motion.frames == len(full)
     got = motion.poses
     assert np.isnan(got[:, [INDEX["right_ankle"], INDEX["left_ankle"]]]).all()

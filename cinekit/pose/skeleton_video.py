@@ -284,12 +284,19 @@ def fps_of(path: str | Path) -> float:
     return fps if fps > 0 else 30.0
 
 
-def load_skeleton_video(path: str | Path, person: int = 0, step: int = 1) -> Motion:
+def load_skeleton_video(path: str | Path, person: int = 0, step: int = 1, clean: bool = True) -> Motion:
     """A rendered skeleton video -> ``Motion`` (pixels). ``person``: 0 = the largest skeleton
-    in each frame, 1 = the next, ...; ``step``: read every ``step``-th frame (fps divided)."""
+    in each frame, 1 = the next, ...; ``step``: read every ``step``-th frame (fps divided);
+    ``clean``: drop and re-estimate physically impossible joints and smooth the track
+    (``pose.clean.clean_track``: bone-length consistency, One-Euro filter)."""
     p = Path(path)
-    fps = fps_of(p)
+    fps = fps_of(p) / step
     poses = [pose_from_frame(f, person) for k, f in enumerate(read_frames(p)) if k % step == 0]
     if not poses:
         raise MotionFormatError(f"{p}: no frames could be read")
-    return Motion(np.stack(poses), fps=fps / step, source=str(p))
+    track = np.stack(poses)
+    if clean:
+        from cinekit.pose.clean import clean_track
+
+        track = clean_track(track, fps)
+    return Motion(track, fps=fps, source=str(p))
