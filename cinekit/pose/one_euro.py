@@ -9,7 +9,8 @@ little lag.
 
 Pure numpy, vectorised over every point of a frame; a missing sample (NaN) stays missing
 and restarts the filter for that coordinate. ``zero_phase`` averages a forward and a
-backward pass (offline clips only), so a steady motion is not delayed.
+backward pass over the clip padded by odd reflection (offline clips only), so a steady
+motion is not delayed, at the clip's ends either.
 """
 
 from __future__ import annotations
@@ -63,8 +64,14 @@ def one_euro(
     x = np.asarray(x, dtype=np.float64)
     if x.shape[0] == 0:
         return x.copy()
-    fwd = _forward(x, fps, min_cutoff, beta, d_cutoff)
     if not zero_phase:
-        return fwd
-    bwd = _forward(x[::-1], fps, min_cutoff, beta, d_cutoff)[::-1]
-    return 0.5 * (fwd + bwd)
+        return _forward(x, fps, min_cutoff, beta, d_cutoff)
+    # Odd-reflected padding (as scipy's filtfilt): a motion still going at the clip's ends
+    # (a walk) continues into the padding, so each pass has settled when the clip starts
+    # and the two passes' lags cancel up to the first and last frame.
+    f = x.shape[0]
+    n = min(f - 1, int(np.ceil(3.0 * fps / (2.0 * np.pi * min_cutoff))) + 1)
+    xp = np.concatenate([2.0 * x[:1] - x[n:0:-1], x, 2.0 * x[-1:] - x[-2:-n - 2:-1]]) if n > 0 else x
+    fwd = _forward(xp, fps, min_cutoff, beta, d_cutoff)
+    bwd = _forward(xp[::-1], fps, min_cutoff, beta, d_cutoff)[::-1]
+    return (0.5 * (fwd + bwd))[n:n + f]
