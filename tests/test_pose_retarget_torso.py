@@ -16,7 +16,6 @@ import yaml
 from cinekit.pose.angles import REST_POSE, bone_lengths
 from cinekit.pose.motion import import_motion, to_body_space
 from cinekit.pose.retarget import (
-    TORSO_JOINTS,
     Torso,
     lengths_from_rig,
     retarget,
