@@ -173,3 +173,13 @@ def test_a_map_entry_that_is_not_a_rig_joint_is_located(data_dir, tmp_path, monk
     assert result.exit_code == 1
     assert "characters/ann.yaml:6:" in result.stderr and "rig.map.right_hnd:" in result.stderr
     assert "did you mean 'right_hand'?" in result.stderr
+
+
+def test_a_map_needs_a_rig_file(tmp_path, monkeypatch):
+    root = make_project(tmp_path / "p", SHOTS)
+    spec = root / "characters" / "ann.yaml"
+    spec.write_text(spec.read_text() + "  map: {neck: neck}\n")
+    monkeypatch.chdir(root)
+    result = runner.invoke(app, ["check"])
+    assert result.exit_code == 1
+    assert "rig.map: map: needs a rig read from a file" in result.stderr
