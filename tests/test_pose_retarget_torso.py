@@ -126,3 +126,19 @@ def test_missing_hips_keep_the_shoulders_on_the_shoulder_line():
     along, across = torso_coords(out)
     np.testing.assert_allclose(along[:2], torso.along[:2], atol=1e-9)
     np.testing.assert_allclose(across[:2], torso.across[:2], atol=1e-9)
+
+
+def test_a_clip_seen_from_the_side_keeps_its_profile(data_dir):
+    """A profile all clip long has no frontal frame to measure the width against: the
+    default body's width stands in, so the shoulders stay close together (not the rig's
+    full frontal width, which would turn the profile into a front view)."""
+    rig = ad_rig(data_dir, "char1")
+    lengths, _ = lengths_from_rig(rig)
+    torso = torso_from_rig(rig)
+    motion = import_motion(data_dir / "animated-drawings" / "bvh" / "jumping_jacks.bvh", view="side")
+    out = retarget(to_body_space(motion.poses[::3]), lengths, torso)
+    _, across = torso_coords(out)
+    assert np.median(np.abs(across[:, :2] / torso.across[:2])) < 0.15
+    front = import_motion(data_dir / "animated-drawings" / "bvh" / "jumping_jacks.bvh", view="front")
+    _, across = torso_coords(retarget(to_body_space(front.poses[::3]), lengths, torso))
+    assert np.median(np.abs(across[:, :2] / torso.across[:2])) > 0.8

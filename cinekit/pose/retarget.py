@@ -33,6 +33,7 @@ import numpy as np
 from cinekit.pose.angles import (
     DEFAULT_LENGTHS,
     N_BONES,
+    REST_POSE,
     ROOT,
     body_height,
     bone_angles,
@@ -99,20 +100,26 @@ def torso_coords(poses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (rel * down[..., None, :]).sum(-1), (rel * side[..., None, :]).sum(-1)
 
 
-def _torso_vectors(poses: np.ndarray, torso: Torso, ratio: float) -> np.ndarray:
-    """Target neck -> torso joint vectors ``(..., 4, 2)`` for source ``poses`` ``(..., 18, 2)``.
+_DEFAULT_ACROSS = np.abs(torso_coords(REST_POSE)[1])  # frontal half-widths of the default body
+
+
+def _torso_vectors(poses: np.ndarray, torso: Torso, ratio: float, src_height: float) -> np.ndarray:
+    """Target neck -> torso joint vectors ``(..., 4, 2)`` for source ``poses`` ``(..., 18, 2)``
+    (a body ``src_height`` tall, ankles to nose).
 
     The source's typical torso (median ``along``; 90th percentile of ``|across|``, its frontal
-    width) maps onto ``torso``; a frame's deviation from it carries over: ``along`` additively
-    (scaled by ``ratio``, a shrug), ``across`` as a fraction of the frontal width (a turn
-    narrows the shoulders, a back view swaps their sides). NaN where the source lacks them.
+    width, but at least 3/4 of the default body's, so that a clip seen from the side all
+    along stays narrow) maps onto ``torso``; a frame's deviation from it carries over:
+    ``along`` additively (scaled by ``ratio``, a shrug), ``across`` as a fraction of the
+    frontal width (a turn narrows the shoulders, a back view swaps their sides). NaN where
+    the source lacks them.
     """
     along, across = torso_coords(poses)
     flat_al, flat_ac = along.reshape(-1, 4), np.abs(across.reshape(-1, 4))
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing joint: NaN, no warning
         ref_along = np.nanmedian(flat_al, axis=0)
-        ref_across = np.nanpercentile(flat_ac, 90, axis=0)
+        ref_across = np.maximum(np.nanpercentile(flat_ac, 90, axis=0), 0.75 * _DEFAULT_ACROSS * src_height)
         w = np.clip(across / (_FRONT_SIGN * np.where(ref_across > 1e-9, ref_across, np.nan)), -1.25, 1.25)
     out_along = torso.along + (along - ref_along) * ratio
     out_across = torso.across * w
@@ -166,7 +173,7 @@ def retarget(poses: np.ndarray, lengths: np.ndarray, torso: Torso | None = None)
     angles = bone_angles(poses)
     lens = np.broadcast_to(lengths, angles.shape).copy()
     if torso is not None:
-        vec = _torso_vectors(poses, torso, ratio)
+        vec = _torso_vectors(poses, torso, ratio, float(body_height(src)))
         ok = np.isfinite(vec).all(axis=-1)
         angles[..., _TORSO_BONES] = np.where(ok, np.arctan2(vec[..., 1], vec[..., 0]), angles[..., _TORSO_BONES])
         lens[..., _TORSO_BONES] = np.where(ok, np.hypot(vec[..., 0], vec[..., 1]), lens[..., _TORSO_BONES])
