@@ -84,7 +84,7 @@ def test_to_body_space_unit_height_floor_and_origin_keeping_root_motion():
     np.testing.assert_allclose(body[11, INDEX["nose"], 0], 110 / 200)  # travel kept, in units
 
 
-def test_to_body_space_needs_nose_and_ankles():
+def test_to_body_space_needs_some_body_joints():
     with pytest.raises(ValueError):
         to_body_space(np.full((4, 18, 2), np.nan))
 

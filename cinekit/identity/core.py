@@ -13,21 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import yaml
 from PIL import Image
 
 from cinekit.errors import UserError
+from cinekit.pose.rig_map import DEFAULT_MAP as ANIMATED_DRAWINGS_TO_COCO  # noqa: F401 (moved there)
 from cinekit.pose.skeleton import INDEX, empty_pose
 from cinekit.spec.models import CharacterSpec, parse_color
-
-# AnimatedDrawings char_cfg.yaml joint names -> COCO-18 names ("right" = character's right in both).
-ANIMATED_DRAWINGS_TO_COCO = {
-    "neck": "neck",
-    "right_shoulder": "right_shoulder", "right_elbow": "right_elbow", "right_hand": "right_wrist",
-    "left_shoulder": "left_shoulder", "left_elbow": "left_elbow", "left_hand": "left_wrist",
-    "right_hip": "right_hip", "right_knee": "right_knee", "right_foot": "right_ankle",
-    "left_hip": "left_hip", "left_knee": "left_knee", "left_foot": "left_ankle",
-}
 
 # Views ordered by how well each stands in for another (nearest first).
 _VIEW_FALLBACK = {
@@ -126,17 +117,10 @@ def load_rig(spec: CharacterSpec, spec_path: Path) -> tuple[np.ndarray | None, d
             else:
                 extra[name] = tuple(xy)
         return pose, extra
-    cfg_path = resolve(spec_path, spec.rig.from_)
-    cfg = yaml.safe_load(cfg_path.read_text())
-    pose = empty_pose()
-    extra = {}
-    for joint in cfg.get("skeleton", []):
-        name, loc = joint["name"], joint["loc"]
-        if name in ANIMATED_DRAWINGS_TO_COCO:
-            pose[INDEX[ANIMATED_DRAWINGS_TO_COCO[name]]] = loc
-        else:
-            extra[name] = (float(loc[0]), float(loc[1]))
-    return pose, extra
+    from cinekit.pose.rig_file import load_rig_mapping  # the rig's `map:` (extra limbs)
+
+    mapping = load_rig_mapping(resolve(spec_path, spec.rig.from_), getattr(spec.rig, "map", None))
+    return mapping.humanoid.copy(), dict(mapping.extra)
 
 
 def dominant_colours(rgba: np.ndarray, mask: np.ndarray, k: int = 5) -> list[tuple[int, int, int]]:

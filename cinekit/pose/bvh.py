@@ -4,8 +4,11 @@ BVH conventions (Biovision; as written by CMU/ASF converters, MotionBuilder, Ble
 a joint's local transform is ``T(offset + position channels) @ R``, with ``R`` the product
 of its rotation channels in the order they are listed (``Zrotation Xrotation Yrotation``
 -> ``Rz @ Rx @ Ry``), angles in degrees; a child's origin is its OFFSET in the parent's frame.
-The up axis is found from the rest skeleton (hips -> head, snapped to a coordinate axis),
-so Y-up (CMU) and Z-up (FAIR / AnimatedDrawings) files both work.
+The up axis is found from the motion, not from the rest skeleton: the direction from the
+feet to the head over the clip, snapped to a coordinate axis, so Y-up (CMU) and Z-up (FAIR /
+AnimatedDrawings) files both work, and so does a file whose rest skeleton lies along another
+axis than the one its root rotation stands it up on (exporters that rotate the armature at
+the root, e.g. a Z-up rig written into a Y-up scene).
 """
 
 from __future__ import annotations
@@ -285,16 +288,40 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / np.where(n > 0, n, 1.0)
 
 
-def body_frame(bvh: Bvh, pos: np.ndarray, jmap: dict[str, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """World ``up`` (a coordinate axis, from the rest skeleton hips -> head) and the figure's
-    ``left`` and ``forward`` (horizontal unit vectors) from hips and shoulders in frame 0."""
+def _snap(v: np.ndarray) -> np.ndarray:
+    """The signed coordinate axis nearest to ``v`` (3,)."""
+    axis = int(np.argmax(np.abs(v)))
+    out = np.zeros(3)
+    out[axis] = np.sign(v[axis]) or 1.0
+    return out
+
+
+def up_axis(bvh: Bvh, pos: np.ndarray, jmap: dict[str, int]) -> np.ndarray:
+    """World up (a signed coordinate axis, (3,)) from the motion ``pos`` (F,J,3).
+
+    Per frame, the vector from the feet (ankle midpoint) to the head (or the shoulder
+    midpoint): up is the axis along which it is largest over the clip (median of the unit
+    vectors; the feet are where gravity points). Only when the clip has no consistent
+    head-over-feet direction (median shorter than 0.3: tumbling, cartwheels) does the rest
+    skeleton decide, as a last resort.
+    """
+    if "head" in jmap:
+        top = pos[:, jmap["head"]]
+    else:
+        top = 0.5 * (pos[:, jmap["left_shoulder"]] + pos[:, jmap["right_shoulder"]])
+    feet = 0.5 * (pos[:, jmap["left_ankle"]] + pos[:, jmap["right_ankle"]])
+    v = np.median(_unit(top - feet), axis=0)
+    if np.linalg.norm(v) > 0.3:
+        return _snap(v)
     rest = rest_positions(bvh)
-    top = jmap.get("head", jmap["left_shoulder"])
-    hips = 0.5 * (rest[jmap["left_hip"]] + rest[jmap["right_hip"]])
-    up_dir = rest[top] - hips
-    axis = int(np.argmax(np.abs(up_dir)))
-    up = np.zeros(3)
-    up[axis] = np.sign(up_dir[axis]) or 1.0
+    top_j = jmap.get("head", jmap["left_shoulder"])
+    return _snap(rest[top_j] - 0.5 * (rest[jmap["left_hip"]] + rest[jmap["right_hip"]]))
+
+
+def body_frame(bvh: Bvh, pos: np.ndarray, jmap: dict[str, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """World ``up`` (``up_axis``: from the motion) and the figure's ``left`` and ``forward``
+    (horizontal unit vectors) from hips and shoulders in frame 0."""
+    up = up_axis(bvh, pos, jmap)
     p0 = pos[0]
     left = (p0[jmap["left_hip"]] - p0[jmap["right_hip"]]) + (
         p0[jmap["left_shoulder"]] - p0[jmap["right_shoulder"]]

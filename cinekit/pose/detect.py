@@ -87,4 +87,6 @@ def detect_poses(
             fps = fps_of(p)
         else:
             fps = 12.0
-    return Motion(np.stack(poses), fps=fps, source=f"{p} (OpenPose body)")
+    from cinekit.pose.clean import clean_track  # a detector glitches like a decoded video
+
+    return Motion(clean_track(np.stack(poses), fps), fps=fps, source=f"{p} (OpenPose body)")

@@ -127,6 +127,33 @@ def _nanmean(a: np.ndarray, axis: int) -> np.ndarray:
         return np.where(n > 0, np.where(ok, a, 0.0).sum(axis=axis) / n, np.nan)
 
 
+def _upper_body_height(p: np.ndarray) -> float | None:
+    """Rest height (ankles to nose, source units) of a body seen without its legs (or face),
+    from the bones that exist: the sum over present bones of their 90th-percentile length
+    over frames (a 2D bone only ever looks shorter than it is) divided by the same bones'
+    share of the default body's height (``angles.DEFAULT_LENGTHS``). None if no bone."""
+    from cinekit.pose.angles import DEFAULT_LENGTHS, bone_lengths
+
+    lens = bone_lengths(p)  # (F, 17)
+    have = np.isfinite(lens).any(axis=0)
+    if not have.any():
+        return None
+    with np.errstate(all="ignore"):
+        p90 = np.nanpercentile(lens[:, have], 90, axis=0)
+    total = float(DEFAULT_LENGTHS[have].sum())
+    return float(p90.sum() / total) if total > 0 and p90.sum() > 0 else None
+
+
+def _first_finite(values: np.ndarray, frames: int) -> float | None:
+    """Mean of the finite entries among the first ``frames`` of ``values`` (F,), else of the
+    first finite one; None if there is none."""
+    head = values[: max(1, frames)]
+    if np.isfinite(head).any():
+        return float(np.nanmean(head))
+    finite = values[np.isfinite(values)]
+    return float(finite[0]) if finite.size else None
+
+
 def to_body_space(poses: np.ndarray, floor_frames: int = 10) -> np.ndarray:
     """Source 2D poses (F,18,2), y down -> body space (F,18,2) (see ``skeleton``).
 
@@ -134,7 +161,15 @@ def to_body_space(poses: np.ndarray, floor_frames: int = 10) -> np.ndarray:
     (``mean ankle y - nose y``; robust to crouches and to a few bad frames). Floor: the
     lowest ankle over the first ``floor_frames`` frames is y = 0. x = 0 at the first frame's
     ankle midpoint. Root motion is kept.
+
+    A body without legs or face (a waist-up video, an OpenPose export without legs) is
+    framed from the joints that exist: the unit from its bones (``_upper_body_height``),
+    the floor where the default body's feet would be below its hips (else its neck, else
+    its nose) in the first frames, x = 0 under that joint. Missing joints stay NaN.
+    Raises ``MotionFormatError`` when no frame has two joints to measure a bone.
     """
+    from cinekit.pose.angles import REST_POSE
+
     p = np.asarray(poses, dtype=np.float64)
     if p.ndim != 3 or p.shape[1:] != (N_JOINTS, 2) or p.shape[0] == 0:
         raise ValueError(f"poses must be (frames>0, 18, 2), got {p.shape}")
@@ -143,15 +178,33 @@ def to_body_space(poses: np.ndarray, floor_frames: int = 10) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         extent = ankle_y - p[:, NOSE, 1]
     extent = extent[np.isfinite(extent) & (extent > 0)]
-    if extent.size == 0:
-        raise ValueError("no frame has both a nose and an ankle: cannot measure the rest height")
-    height = float(np.percentile(extent, 75))
-    first = ankles[: max(1, floor_frames), :, 1]
-    if not np.isfinite(first).any():
-        first = ankles[..., 1]
-    floor = float(np.nanmax(first))
-    finite = np.flatnonzero(np.isfinite(ankles[:, :, 0]).any(axis=1))
-    x0 = float(_nanmean(ankles[finite[0], :, 0], axis=0))
+    if extent.size:
+        height = float(np.percentile(extent, 75))
+    else:
+        height = _upper_body_height(p)
+        if height is None:
+            raise MotionFormatError("no frame has two body joints: cannot measure the body's size",
+                                    hint="the motion must show at least a neck and a shoulder, hip or nose")
+    if np.isfinite(ankles).any():
+        first = ankles[: max(1, floor_frames), :, 1]
+        if not np.isfinite(first).any():
+            first = ankles[..., 1]
+        floor = float(np.nanmax(first))
+        finite = np.flatnonzero(np.isfinite(ankles[:, :, 0]).any(axis=1))
+        x0 = float(_nanmean(ankles[finite[0], :, 0], axis=0))
+    else:
+        hips = _nanmean(p[:, [INDEX["right_hip"], INDEX["left_hip"]]].transpose(0, 2, 1), axis=2)  # (F, 2)
+        floor = x0 = None
+        for xy, rest_y in ((hips, 0.5 * (REST_POSE[INDEX["right_hip"], 1] + REST_POSE[INDEX["left_hip"], 1])),
+                           (p[:, INDEX["neck"]], REST_POSE[INDEX["neck"], 1]),
+                           (p[:, NOSE], REST_POSE[NOSE, 1])):
+            y = _first_finite(xy[:, 1], floor_frames)
+            if y is not None:
+                floor, x0 = y - rest_y * height, _first_finite(xy[:, 0], floor_frames)
+                break
+        if floor is None:  # only arms or a face: put the highest joint at the nose's height
+            floor = float(np.nanmin(p[..., 1])) - REST_POSE[NOSE, 1] * height
+            x0 = float(np.nanmean(p[..., 0]))
     origin = np.array([x0, floor])
     return (p - origin) / height
 

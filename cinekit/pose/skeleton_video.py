@@ -36,11 +36,17 @@ def classify_pixels(rgb: np.ndarray, tol: float = 40.0, lit: float = 40.0):
     pixel, ``limb`` in 0..16 or -1, ``joint`` in 0..17 or -1 (nearest palette colour within
     ``tol``)."""
     img = np.asarray(rgb)
-    ys, xs = np.nonzero(img.max(axis=-1) > lit)
-    px = img[ys, xs].astype(np.float32)
-    d = np.linalg.norm(px[:, None, :] - _PALETTE[None], axis=-1)
-    nearest = d.argmin(axis=1)
-    ok = d[np.arange(len(px)), nearest] < tol
+    brightest = np.maximum(np.maximum(img[..., 0], img[..., 1]), img[..., 2])  # faster than max(axis=-1)
+    ys, xs = np.nonzero(brightest > lit)
+    px = img[ys, xs].astype(np.int32)
+    # Classify each distinct colour once (a frame has far fewer colours than lit pixels).
+    packed = (px[:, 0] << 16) | (px[:, 1] << 8) | px[:, 2]
+    colours, inverse = np.unique(packed, return_inverse=True)
+    rgb_u = np.stack([colours >> 16, (colours >> 8) & 255, colours & 255], axis=1).astype(np.float32)
+    d = np.sqrt(((rgb_u[:, None, :] - _PALETTE[None]) ** 2).sum(axis=-1))
+    nearest_u = d.argmin(axis=1)
+    ok_u = d[np.arange(len(rgb_u)), nearest_u] < tol
+    nearest, ok = nearest_u[inverse.reshape(-1)], ok_u[inverse.reshape(-1)]
     limb = np.where(ok & (nearest < N_LIMBS), nearest, -1)
     jn = nearest - N_LIMBS
     joint = np.where(ok & (jn >= 0) & (jn < N_JOINTS), jn, -1)
@@ -278,12 +284,19 @@ def fps_of(path: str | Path) -> float:
     return fps if fps > 0 else 30.0
 
 
-def load_skeleton_video(path: str | Path, person: int = 0, step: int = 1) -> Motion:
+def load_skeleton_video(path: str | Path, person: int = 0, step: int = 1, clean: bool = True) -> Motion:
     """A rendered skeleton video -> ``Motion`` (pixels). ``person``: 0 = the largest skeleton
-    in each frame, 1 = the next, ...; ``step``: read every ``step``-th frame (fps divided)."""
+    in each frame, 1 = the next, ...; ``step``: read every ``step``-th frame (fps divided);
+    ``clean``: drop and re-estimate physically impossible joints and smooth the track
+    (``pose.clean.clean_track``: bone-length consistency, One-Euro filter)."""
     p = Path(path)
-    fps = fps_of(p)
+    fps = fps_of(p) / step
     poses = [pose_from_frame(f, person) for k, f in enumerate(read_frames(p)) if k % step == 0]
     if not poses:
         raise MotionFormatError(f"{p}: no frames could be read")
-    return Motion(np.stack(poses), fps=fps / step, source=str(p))
+    track = np.stack(poses)
+    if clean:
+        from cinekit.pose.clean import clean_track
+
+        track = clean_track(track, fps)
+    return Motion(track, fps=fps, source=str(p))

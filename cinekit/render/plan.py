@@ -75,6 +75,7 @@ class Planner:
         self.engine_override = engine_override
         self.library = load_library([project.root / "poses"])
         self._lengths: dict[str, np.ndarray] = {}
+        self._torsos: dict[str, object] = {}
         self._motions: dict[tuple, object] = {}
 
     # -- per character ---------------------------------------------------------------
@@ -83,7 +84,7 @@ class Planner:
         if name not in self._lengths:
             from cinekit.identity.core import load_rig
             from cinekit.pose.angles import DEFAULT_LENGTHS
-            from cinekit.pose.retarget import lengths_from_rig
+            from cinekit.pose.retarget import lengths_from_rig, torso_from_rig
 
             spec, path = self.project.characters[name]
             rig, _ = load_rig(spec, path)
@@ -92,6 +93,7 @@ class Planner:
             else:
                 try:
                     self._lengths[name] = lengths_from_rig(rig)[0]
+                    self._torsos[name] = torso_from_rig(rig)  # the rig's own shoulder/hip shape
                 except ValueError as exc:
                     raise UserError(f"{self.project.rel(path)}: rig: {exc}",
                                     hint="give every body joint (neck, shoulders, elbows, wrists, hips, knees, ankles)") from None
@@ -173,7 +175,8 @@ class Planner:
         tracks, characters = [], []
         for ch in shot.characters:
             body = self.body_track(ch.pose, frames, fps, list_path)
-            body = retarget(body, self.lengths(ch.name))
+            lengths = self.lengths(ch.name)
+            body = retarget(body, lengths, torso=self._torsos.get(ch.name))
             if ch.mirror:
                 body = mirror(body, 0.0)
             tracks.append(body)

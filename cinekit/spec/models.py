@@ -116,6 +116,9 @@ class RigSpec(Strict):
 
     joints: dict[str, tuple[float, float]] | None = None
     from_: str | None = Field(default=None, alias="from")   # AnimatedDrawings char_cfg.yaml
+    # rig joint -> COCO body joint it plays, or "rigid" (cinekit.pose.rig_map); with a map,
+    # joints it does not name follow their parent rigidly
+    map: dict[str, str] | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> "RigSpec":

@@ -83,6 +83,7 @@ def _check_config(check: _Checker, doc: YamlDoc, path: Path) -> None:
 
 
 def _check_character(check: _Checker, doc: YamlDoc, spec, path: Path) -> None:
+    from cinekit.pose.rig_file import check_rig
     from cinekit.pose.skeleton import INDEX
 
     for i, ref in enumerate(spec.references):
@@ -92,6 +93,7 @@ def _check_character(check: _Checker, doc: YamlDoc, spec, path: Path) -> None:
     if spec.rig is not None:
         if spec.rig.from_:
             check.file(doc, ("rig", "from"), spec.rig.from_, path, kinds={".yaml", ".yml"})
+        check_rig(check, doc, spec, path)  # extra limbs need a map: (cinekit.pose.rig_file)
         for joint in spec.rig.joints or {}:
             if joint not in INDEX:
                 check.warn(doc, ("rig", "joints", joint), f"{joint!r} is not a COCO-18 joint name (kept as an extra joint)",
