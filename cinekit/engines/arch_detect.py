@@ -108,6 +108,8 @@ def detect(shapes: Shapes, name: str = "the file") -> Arch:
 
     if has("model.diffusion_model."):
         return _checkpoint(shapes, name)
+    if any(".motion_modules." in k for k in keys):
+        return _motion(shapes, name)
     cn_prefix = next((p for p in ("control_model.", "") if f"{p}input_hint_block.0.weight" in shapes), None)
     if cn_prefix is not None or "controlnet_cond_embedding.conv_in.weight" in shapes:
         layout = "ldm" if cn_prefix is not None else "diffusers"
@@ -117,9 +119,6 @@ def detect(shapes: Shapes, name: str = "the file") -> Arch:
         family = "sdxl" if xl else "sd2" if ctx == 1024 else "sd15"
         _supported(family, name, "ControlNet")
         return Arch("controlnet", family, f"controlnet_{family}", layout, context_dim=ctx)
-    motion = [k for k in keys if ".motion_modules." in k]
-    if motion:
-        return _motion(shapes, name)
     if has("encoder.conv_in.") and has("decoder.conv_in."):
         return Arch("vae", "any", "vae", "ldm" if has("encoder.down.") else "diffusers")
     raise UnknownArchitecture(
@@ -212,7 +211,7 @@ def embedding_widths(shapes: Shapes) -> dict[str, int]:
     ``emb_params`` / ``string_to_param``), ``{'clip_l': 768, 'clip_g': 1280}`` (SDXL)."""
     if "clip_l" in shapes or "clip_g" in shapes:
         return {k: int(shapes[k][-1]) for k in ("clip_l", "clip_g") if k in shapes}
-    for k, s in shapes.items():
+    for s in shapes.values():
         if len(s) in (1, 2):
             return {"clip_l": int(s[-1])}
     return {}

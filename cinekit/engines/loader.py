@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cinekit.engines import single_file
 from cinekit.engines.model_check import (
     HUB_ID,
     check_model_set,
@@ -30,7 +31,6 @@ from cinekit.engines.model_check import (
     is_pickle,
     resolve_model_path,
 )
-from cinekit.engines import single_file
 from cinekit.errors import ModelError, UserError
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

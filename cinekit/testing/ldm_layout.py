@@ -144,7 +144,6 @@ def open_clip_to_ldm(sd: dict[str, Any], prefix: str = "conditioner.embedders.1.
 
 def motion_to_original(sd: dict[str, Any], seq_length: int) -> dict[str, Any]:
     """A ``MotionAdapter`` state dict in AnimateDiff's original layout, with its sinusoidal ``pe``."""
-    import torch
 
     out: dict[str, Any] = {}
     for k, v in sd.items():

@@ -322,7 +322,7 @@ def write_tiny_models(folder: str | os.PathLike, *, sdxl: bool = True, tokenizer
 
         from cinekit.testing.tiny_single import write_single_files
 
-        models = replace(models, single=write_single_files(root / "single", pipe, sdxl=sdxl, vocab=vocab))
+        models = replace(models, single=write_single_files(root / "single", pipe, sdxl=True, vocab=vocab))
     return models
 
 
