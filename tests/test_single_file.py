@@ -23,7 +23,14 @@ from cinekit.engines.single_file import SHIPPED
 from cinekit.errors import ModelError
 from cinekit.spec.models import ModelSet
 from cinekit.testing import ldm_layout
-from cinekit.testing.tiny import modelset_dict, tiny_controlnet, tiny_motion_adapter, tiny_text_encoder, tiny_unet, tiny_vae
+from cinekit.testing.tiny import (
+    modelset_dict,
+    tiny_controlnet,
+    tiny_motion_adapter,
+    tiny_text_encoder,
+    tiny_unet,
+    tiny_vae,
+)
 from cinekit.testing.tiny_single import modelset_single
 from tests.diffusers_fixtures import make_runtime, pose_at, still_job, write_tiny_project
 
@@ -236,7 +243,7 @@ def test_kohya_loras_equal_peft_and_stack(tiny, tmp_path):
     # the same LoRA in diffusers/peft names: alpha == rank, so the scale is 1
     kohya = load_file(str(a))
     peft = {}
-    for name, module in list(pipe.unet.named_modules()) + [("te." + n, m) for n, m in pipe.text_encoder.named_modules()]:
+    for name in [n for n, _ in pipe.unet.named_modules()] + ["te." + n for n, _ in pipe.text_encoder.named_modules()]:
         prefix = ("lora_te_text_model_" + name[3:] if name.startswith("te.") else "lora_unet_" + name).replace(".", "_")
         if prefix + ".lora_down.weight" in kohya:
             target = ("text_encoder." + name[3:]) if name.startswith("te.") else "unet." + name
