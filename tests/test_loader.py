@@ -29,7 +29,7 @@ def test_tiny_set_checks_clean(tiny_models):
 
 def test_check_finds_planted_problems(tiny_models, tmp_path):
     root = tmp_path
-    # a pickle base, a single file without config
+    # a pickle base, an unreadable single file
     (root / "model.ckpt").write_bytes(b"not really")
     (root / "model.safetensors").write_bytes(b"junk")
     # a broken IP-Adapter file (no image_proj keys) and a motion adapter for other blocks
@@ -47,7 +47,8 @@ def test_check_finds_planted_problems(tiny_models, tmp_path):
     cases = {
         "models.a.base": ModelSet(base="missing/folder"),
         "models.b.base": ModelSet(base="model.ckpt", config=base),
-        "models.c.config": ModelSet(base="model.safetensors"),
+        "models.c.base": ModelSet(base="model.safetensors"),
+        "models.k.config": ModelSet(base=base, config="no/such/configs"),
         "models.d.family": ModelSet(family="sdxl", base=base),
         "models.e.controlnet.openpose": ModelSet(base=base, controlnet={"openpose": "nope"}),
         "models.f.ip_adapter.weight": ModelSet(base=base, ip_adapter={"path": "ip", "weight": "ip.safetensors"}),

@@ -25,9 +25,9 @@ CLIP_CHUNKS = 1     # the clip engine encodes one window (FreeNoise re-encodes p
 
 
 def _at(project, loc: tuple, field: str, message: str, hint: str | None = None, severity: str = "error",
-         doc=None, path: str | None = None) -> Problem:
+         doc=None, path: str | None = None, key: bool = False) -> Problem:
     doc = doc or project.config_doc
-    line, col = doc.mark(loc) if doc is not None else (None, None)
+    line, col = doc.mark(loc, key=key) if doc is not None else (None, None)
     return Problem(path or "cinekit.yaml", line, col, field, message, hint, severity)
 
 
@@ -101,7 +101,7 @@ def check_project_models(project, *, allow_pickle: bool = False, unused_as_error
     for (model, what), shots in needs.items():
         listed = ", ".join(shots[:3]) + (f" and {len(shots) - 3} more" if len(shots) > 3 else "")
         message, hint = texts[what]
-        out.append(_at(project, ("models", model), f"models.{model}", f"{message} ({listed})", hint))
+        out.append(_at(project, ("models", model), f"models.{model}", f"{message} ({listed})", hint, key=True))
     return out
 
 
