@@ -174,3 +174,19 @@ def test_check_reports_prompts_longer_than_the_encoder_takes(tiny_models, tmp_pa
                      res.stderr), res.stderr
     ok = _project(tmp_path / "q", tiny_models, shots=shots.replace("b" * 601, "b" * 600).replace("c" * 70, "c" * 30))
     assert _check(ok).exit_code == 0
+
+
+def test_check_warns_that_a_lora_acts_on_the_whole_frame(tiny_models, tmp_path):
+    import shutil
+
+    root = tmp_path / "p"
+    (root / "characters").mkdir(parents=True)
+    shutil.copy(tiny_models.lora, root / "characters" / "ann_lora.safetensors")
+    shots = SHOTS.replace("characters: [{name: ann, pose: wave}]",
+                          "characters: [{name: ann, pose: wave}, {name: bob, pose: stand}]")
+    _project(root, tiny_models, shots=shots, ann_extra="lora:\n  - {file: ann_lora.safetensors, weight: 0.8}\n")
+    res = _check(root)
+    assert res.exit_code == 0, res.output
+    line = _line(root / "shots" / "ep.yaml", "name: bob")
+    assert re.search(rf"shots/ep.yaml:{line}:\d+: warning: shots\[0\].characters: the LoRA of ann acts on the "
+                     r"whole frame \(also on bob\)", res.stderr), res.stderr

@@ -85,6 +85,7 @@ def check_project_models(project, *, allow_pickle: bool = False, unused_as_error
             needs.setdefault((model, "motion_adapter"), []).append(where)
         if shot.kind == "clip" and ms.family == "sdxl" and shot.characters:
             needs.setdefault((model, "family"), []).append(where)
+        out += _global_lora_warning(project, path, i, shot)
         for ch in shot.characters:
             if ch.name in project.characters and (ch.name, model) not in seen_adapters:
                 seen_adapters.add((ch.name, model))
@@ -106,6 +107,20 @@ def check_project_models(project, *, allow_pickle: bool = False, unused_as_error
 
 
 # --------------------------------------------------------------------------- LoRA / embeddings
+def _global_lora_warning(project, path: Path, i: int, shot) -> list[Problem]:
+    """A LoRA changes the UNet's and text encoder's weights: with several characters in a shot it
+    acts on all of them (docs/model-files.md says why it is not confined to its character's region)."""
+    names = [c.name for c in shot.characters if c.name in project.characters]
+    with_lora = [n for n in names if project.characters[n][0].lora]
+    if len(names) < 2 or not with_lora:
+        return []
+    others = [n for n in names if n not in with_lora] or names
+    return [_at(project, ("shots", i, "characters"), f"shots[{i}].characters",
+                f"the LoRA of {', '.join(with_lora)} acts on the whole frame (also on {', '.join(others)})",
+                "LoRAs are not regional (docs/model-files.md); identity per region comes from the IP-Adapter "
+                "and reference attention", severity="warning", doc=project.shot_docs.get(path), path=project.rel(path))]
+
+
 def base_widths(ms, root: Path) -> tuple[int | None, int | None]:
     """(UNet cross-attention width, first text encoder width) of a model set, headers/configs only."""
     import json
