@@ -28,7 +28,9 @@ def tiny_models(tmp_path_factory):
     from cinekit.testing.tiny import write_tiny_models
 
     torch.set_num_threads(1)
-    return write_tiny_models(tmp_path_factory.mktemp("tiny-models"))
+    # byte-level tokenizer: the long-prompt tests count one token per character (the CLIP BPE
+    # tokenizer, the default of `cinekit models tiny`, is covered by tests/test_single_file.py)
+    return write_tiny_models(tmp_path_factory.mktemp("tiny-models"), tokenizer="bytes")
 
 
 def write_tiny_project(root: Path, models, *, ann_extra: str = "", bob_extra: str = "",

@@ -29,7 +29,7 @@ def test_tiny_set_checks_clean(tiny_models):
 
 def test_check_finds_planted_problems(tiny_models, tmp_path):
     root = tmp_path
-    # a pickle base, a single file without config
+    # a pickle base, an unreadable single file
     (root / "model.ckpt").write_bytes(b"not really")
     (root / "model.safetensors").write_bytes(b"junk")
     # a broken IP-Adapter file (no image_proj keys) and a motion adapter for other blocks
@@ -47,7 +47,8 @@ def test_check_finds_planted_problems(tiny_models, tmp_path):
     cases = {
         "models.a.base": ModelSet(base="missing/folder"),
         "models.b.base": ModelSet(base="model.ckpt", config=base),
-        "models.c.config": ModelSet(base="model.safetensors"),
+        "models.c.base": ModelSet(base="model.safetensors"),
+        "models.k.config": ModelSet(base=base, config="no/such/configs"),
         "models.d.family": ModelSet(family="sdxl", base=base),
         "models.e.controlnet.openpose": ModelSet(base=base, controlnet={"openpose": "nope"}),
         "models.f.ip_adapter.weight": ModelSet(base=base, ip_adapter={"path": "ip", "weight": "ip.safetensors"}),
@@ -147,9 +148,15 @@ def test_models_tiny_cli_prints_a_usable_snippet(tmp_path):
 
     from cinekit.cli.models import app
 
-    res = CliRunner().invoke(app, ["tiny", str(tmp_path / "m")])
+    res = CliRunner().invoke(app, ["tiny", str(tmp_path / "m"), "--single-file"])
     assert res.exit_code == 0, res.output
     text = res.output[res.output.index("models:"):]          # (progress bars of diffusers may precede it)
     snippet = yaml.safe_load(text)
-    ms = ModelSet(**snippet["models"]["tiny"])
-    assert check_model_set("tiny", ms, tmp_path) == []
+    for name in ("tiny", "tiny-single", "tiny-single-xl"):
+        ms = ModelSet(**snippet["models"][name])
+        assert check_model_set(name, ms, tmp_path) == [], name
+    single = snippet["models"]["tiny-single"]
+    assert single["base"].endswith("tiny-sd15.safetensors") and single["motion_adapter"].endswith(".safetensors")
+    # the tiny set reads ordinary prompts: CLIP's BPE, not one token per character
+    tok = ModelLoader({"t": ModelSet(**snippet["models"]["tiny"])}, tmp_path, device="cpu").tokenizer("t")
+    assert len(tok("a watercolor painting of a knight", add_special_tokens=False).input_ids) == 6

@@ -47,6 +47,14 @@ def register(app: typer.Typer) -> None:
             n = len([p for p in exc.problems if p.severity == "error"])
             err_console().print(f"[red]{n} error(s)[/]")
             raise typer.Exit(1) from None
+        if project.config.models:   # model sets against what the shots ask of them (no weight is read)
+            from cinekit.engines.project_models import check_project_models
+
+            found = check_project_models(project, allow_pickle=allow_pickle)
+            print_problems(found)
+            if any(p.severity == "error" for p in found):
+                err_console().print(f"[red]{sum(p.severity == 'error' for p in found)} error(s)[/]")
+                raise typer.Exit(1)
         shots = sum(len(s.shots) for s in project.shotlists.values())
         console().print(f"ok: {len(project.characters)} character(s), {len(project.shotlists)} shot list(s), "
                         f"{shots} shot(s), {len(project.warnings)} warning(s) ({time.perf_counter() - start:.2f} s)")

@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
@@ -59,8 +58,7 @@ from cinekit.engines import continuity
 from cinekit.engines import diffusers_common as common
 from cinekit.engines.base import ProgressFn, RenderResult
 from cinekit.engines.freenoise import WindowPlan, resolve_plan
-from cinekit.engines.model_check import resolve_model_path
-from cinekit.errors import EngineError, ModelError, UserError
+from cinekit.errors import EngineError, UserError
 from cinekit.job import Job
 
 
@@ -123,11 +121,8 @@ class DiffusersClipEngine:
                                  "or the characters' descriptions")
 
     def _max_seq_length(self, job: Job) -> int:
-        path, _ = resolve_model_path(self.loader.modelset(job.model).motion_adapter, self.loader.root)
-        try:
-            return int(json.loads((path / "config.json").read_text()).get("motion_max_seq_length", 32))
-        except (OSError, ValueError, TypeError) as e:
-            raise ModelError(f"models.{job.model}.motion_adapter: cannot read its config.json ({e})") from e
+        # a folder's config.json or a single file's header (the loader reads either without weights)
+        return int(self.loader.motion_config(job.model).get("motion_max_seq_length", 32))
 
     def _plan(self, job: Job) -> WindowPlan:
         return resolve_plan(job.frames, job.options, self._max_seq_length(job))

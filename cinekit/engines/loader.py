@@ -1,8 +1,9 @@
 """Offline model loading shared by the diffusers still and clip engines.
 
 Everything is loaded from local files (``HF_HUB_OFFLINE=1``, ``local_files_only=True``):
-a diffusers folder, one ``.safetensors`` file with ``config:`` (a local diffusers folder), or a
-hub id already present in the local Hugging Face cache. Pickle formats are refused unless the
+a diffusers folder, one community ``.safetensors`` file (checkpoint, ControlNet, motion module,
+VAE: architecture detected from its keys, configs and tokenizer shipped with cinekit, see
+``cinekit.engines.single_file``), or a hub id already present in the local Hugging Face cache. Pickle formats are refused unless the
 run allows them. Components are loaded once per model set; pipelines of any kind are built
 from those shared components and cached by ``(model set, kind, controls)``, so N shots on one
 model are one load (``runtime.stats["pipeline_loads"]``).
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cinekit.engines import single_file
 from cinekit.engines.model_check import (
     HUB_ID,
     check_model_set,
@@ -222,6 +224,17 @@ class ModelLoader:
             self._count("model_loads")
             return loaded
 
+    def _override(self, name: str) -> Path | None:
+        """The model set's ``config:`` folder (architecture configs for its single files), if any."""
+        ms = self.modelset(name)
+        return self._path(name, "config", ms.config) if ms.config else None
+
+    def _arch(self, name: str, key: str, path: Path):
+        try:
+            return single_file.inspect_file(path, allow_pickle=self.allow_pickle)
+        except ModelError as e:
+            raise ModelError(f"models.{name}.{key}: {e.message}", hint=e.hint) from None
+
     def _load_components(self, name: str, ms: "ModelSet") -> LoadedSet:
         import diffusers
 
@@ -231,28 +244,30 @@ class ModelLoader:
         common = dict(torch_dtype=self.torch_dtype, local_files_only=True)
         extra = {} if ms.family == "sdxl" else dict(safety_checker=None, requires_safety_checker=False)
         files: dict[str, str] = {}
+        vae = vae_id = None
+        if ms.vae:      # loaded first: a checkpoint without a baked VAE needs it to build its pipeline
+            vae_path = self._path(name, "vae", ms.vae)
+            if vae_path.is_dir():
+                vae = diffusers.AutoencoderKL.from_pretrained(vae_path, **common)
+                files[str(vae_path)] = folder_fingerprint(vae_path)
+            else:
+                vae = single_file.load_vae(vae_path, family=ms.family, override=self._override(name),
+                                           torch_dtype=self.torch_dtype)
+                files[str(vae_path)] = file_fingerprint(vae_path)
+            vae_id = files[str(vae_path)]
         if base.is_dir():
             pipe = cls.from_pretrained(base, use_safetensors=not self.allow_pickle or None, **common, **extra)
             files[str(base)] = folder_fingerprint(base)
-            vae_id = folder_fingerprint(base / "vae") if (base / "vae").is_dir() else files[str(base)]
+            vae_id = vae_id or (folder_fingerprint(base / "vae") if (base / "vae").is_dir() else files[str(base)])
         else:
-            config = self._path(name, "config", ms.config) if ms.config else None
-            if config is None:
-                raise ModelError(f"models.{name}.base: {base.name} is a single file; `config:` is needed offline",
-                                 hint="set `config:` to a local diffusers folder of the same family")
-            pipe = cls.from_single_file(str(base), config=str(config), **common, **extra)
+            arch = self._arch(name, "base", base)
+            pipe = single_file.load_checkpoint(base, arch, override=self._override(name),
+                                               torch_dtype=self.torch_dtype, vae=vae)
             files[str(base)] = file_fingerprint(base)
-            vae_id = files[str(base)]
+            vae_id = vae_id or files[str(base)]
         comps = dict(pipe.components)
-        if ms.vae:
-            vae_path = self._path(name, "vae", ms.vae)
-            if vae_path.is_dir():
-                comps["vae"] = diffusers.AutoencoderKL.from_pretrained(vae_path, **common)
-                files[str(vae_path)] = folder_fingerprint(vae_path)
-            else:
-                comps["vae"] = diffusers.AutoencoderKL.from_single_file(str(vae_path), **common)
-                files[str(vae_path)] = file_fingerprint(vae_path)
-            vae_id = files[str(vae_path)]
+        if vae is not None:
+            comps["vae"] = vae
         if ms.scheduler:
             comps["scheduler"] = getattr(diffusers, ms.scheduler).from_config(comps["scheduler"].config)
         family = detect_family(dict(comps["unet"].config))
@@ -276,12 +291,18 @@ class ModelLoader:
                     raise ModelError(f"models.{name}.controlnet.{kind} is not configured",
                                      hint=f"add `controlnet: {{{kind}: PATH}}` to the model set")
                 path = self._path(name, f"controlnet.{kind}", value)
-                cn = diffusers.ControlNetModel.from_pretrained(path, torch_dtype=self.torch_dtype, local_files_only=True,
-                                                               use_safetensors=not self.allow_pickle or None)
+                if path.is_file():      # one community file: config chosen from its keys
+                    arch = self._arch(name, f"controlnet.{kind}", path)
+                    cn = single_file.load_controlnet(path, arch, override=self._override(name),
+                                                     torch_dtype=self.torch_dtype)
+                    loaded.files[str(path)] = file_fingerprint(path)
+                else:
+                    cn = diffusers.ControlNetModel.from_pretrained(path, torch_dtype=self.torch_dtype, local_files_only=True,
+                                                                   use_safetensors=not self.allow_pickle or None)
+                    loaded.files[str(path)] = folder_fingerprint(path)
                 if not self.low_vram:
                     cn.to(self.device)
                 loaded.controlnets[kind] = cn
-                loaded.files[str(path)] = folder_fingerprint(path)
             return loaded.controlnets[kind]
 
     def motion_adapter(self, name: str):
@@ -294,13 +315,34 @@ class ModelLoader:
                 value = loaded.modelset.motion_adapter
                 if not value:
                     raise ModelError(f"models.{name}.motion_adapter is not configured",
-                                     hint="add `motion_adapter: PATH` (an AnimateDiff MotionAdapter folder)")
+                                     hint="add `motion_adapter: PATH` (an AnimateDiff motion module file or folder)")
                 path = self._path(name, "motion_adapter", value)
-                ma = diffusers.MotionAdapter.from_pretrained(path, torch_dtype=self.torch_dtype, local_files_only=True,
-                                                             use_safetensors=not self.allow_pickle or None)
+                if path.is_file():      # mm_sd_v15_v2.safetensors & co: version read from its keys
+                    arch = self._arch(name, "motion_adapter", path)
+                    ma = single_file.load_motion_adapter(path, arch, override=self._override(name),
+                                                         torch_dtype=self.torch_dtype)
+                    loaded.files[str(path)] = file_fingerprint(path)
+                else:
+                    ma = diffusers.MotionAdapter.from_pretrained(path, torch_dtype=self.torch_dtype, local_files_only=True,
+                                                                 use_safetensors=not self.allow_pickle or None)
+                    loaded.files[str(path)] = folder_fingerprint(path)
                 loaded.components["motion_adapter"] = ma.to(self.device) if not self.low_vram else ma
-                loaded.files[str(path)] = folder_fingerprint(path)
             return loaded.components["motion_adapter"]
+
+    def motion_config(self, name: str) -> dict[str, Any]:
+        """The motion adapter's config (frame window ``motion_max_seq_length`` ...) without loading it."""
+        import json
+
+        value = self.modelset(name).motion_adapter
+        if not value:
+            raise ModelError(f"models.{name}.motion_adapter is not configured")
+        path = self._path(name, "motion_adapter", value)
+        if path.is_file():
+            return single_file.motion_config(path, self._arch(name, "motion_adapter", path), self._override(name))
+        try:
+            return json.loads((path / "config.json").read_text())
+        except (OSError, ValueError) as e:
+            raise ModelError(f"models.{name}.motion_adapter: cannot read its config.json ({e})") from e
 
     # ---- pipelines
     def pipeline(self, name: str, kind: str = "controlnet", controls: tuple[str, ...] = ("openpose",)):
@@ -359,11 +401,12 @@ class ModelLoader:
 
         ms = self.modelset(name)
         base = self._path(name, "base", ms.base)
-        folder = base if base.is_dir() else self._path(name, "config", ms.config or ms.base)
+        if base.is_file():      # a single-file checkpoint: the tokenizer it is loaded with
+            return single_file.tokenizer_for(self._arch(name, "base", base), self._override(name))
         try:
-            return CLIPTokenizer.from_pretrained(folder / "tokenizer", local_files_only=True)
+            return CLIPTokenizer.from_pretrained(base / "tokenizer", local_files_only=True)
         except Exception as e:  # noqa: BLE001
-            raise ModelError(f"models.{name}: cannot read the tokenizer in {folder / 'tokenizer'}: {e}") from e
+            raise ModelError(f"models.{name}: cannot read the tokenizer in {base / 'tokenizer'}: {e}") from e
 
     # ---- adapters (state lives on the shared modules)
     def ip_adapter(self, name: str, pipe) -> dict[str, Any]:

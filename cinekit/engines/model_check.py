@@ -1,12 +1,14 @@
 """Model sets checked without loading a weight: where the files are, their formats, their family.
 
-``check_model_set`` (``cinekit models check``, and the loader before its first load) verifies
-paths, formats and family from configs and safetensors headers only; the path and format
-helpers here are shared with the loader.
+``check_model_set`` (``cinekit models check``, ``cinekit check``, and the loader before its first
+load) verifies paths (with a did-you-mean on the sibling names), formats, the architecture of
+single files (``arch_detect``, from the safetensors header) and that the parts fit each other;
+the path and format helpers here are shared with the loader.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from pathlib import Path
@@ -44,19 +46,6 @@ def detect_family(unet_config: dict[str, Any]) -> str:
     return "sd15"
 
 
-def family_from_single_file(path: Path) -> str | None:
-    """Family from an original-format checkpoint's key names (safetensors header only)."""
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        keys = list(f.keys())
-    if any(k.startswith("conditioner.embedders.1") or ".add_embedding." in k or k.startswith("add_embedding") for k in keys):
-        return "sdxl"
-    if any(k.startswith("model.diffusion_model") or k.startswith("cond_stage_model") for k in keys):
-        return "sd15"
-    return None
-
-
 def resolve_hub_id(repo_id: str) -> Path | None:
     """The local snapshot folder of a hub repo already in the HF cache, or None."""
     try:
@@ -65,6 +54,23 @@ def resolve_hub_id(repo_id: str) -> Path | None:
         return Path(snapshot_download(repo_id, local_files_only=True))
     except Exception:  # noqa: BLE001 - any failure means "not available offline"
         return None
+
+
+def suggest_path(value: str, root: Path) -> str | None:
+    """'did you mean ...?' for a missing path: the closest names beside it (difflib)."""
+    p = Path(value).expanduser()
+    p = p if p.is_absolute() else Path(root) / p
+    parent = p.parent
+    while not parent.is_dir() and parent != parent.parent:     # a misspelled folder higher up
+        p, parent = parent, parent.parent
+    if not parent.is_dir():
+        return None
+    names = [c.name for c in parent.iterdir() if not c.name.startswith(".")]
+    close = difflib.get_close_matches(p.name, names, n=3, cutoff=0.6)
+    if not close:
+        return None
+    shown = [str((parent / c).relative_to(root)) if (parent / c).is_relative_to(root) else str(parent / c) for c in close]
+    return "did you mean " + " or ".join(repr(x) for x in shown) + "?"
 
 
 def resolve_model_path(value: str, root: Path) -> tuple[Path | None, str]:
@@ -84,6 +90,35 @@ def resolve_model_path(value: str, root: Path) -> tuple[Path | None, str]:
 def _problem(root: Path, name: str, key: str, message: str, hint: str | None = None,
              severity: str = "error") -> Problem:
     return Problem(str(Path(root) / "cinekit.yaml"), None, None, f"models.{name}.{key}", message, hint, severity)
+
+
+def _missing(root: Path, name: str, key: str, value: str) -> Problem:
+    hint = suggest_path(value, root)
+    if hint is None:
+        hint = ("a hub id must already be in the local Hugging Face cache (download it once with network)"
+                if HUB_ID.match(value) else "paths are relative to the project root")
+    return _problem(root, name, key, f"{value!r} not found", hint)
+
+
+def _single_file(path: Path, name: str, key: str, root: Path, allow_pickle: bool, want: str):
+    """(Arch | None, problems) of one model file that should be a ``want`` (checkpoint, controlnet, ...)."""
+    from cinekit.engines.arch_detect import detect, read_shapes
+    from cinekit.errors import ModelError
+
+    out = _check_weights_file(path, name, key, root, allow_pickle)
+    if out or path.suffix != ".safetensors":
+        return None, out            # a refused or allowed pickle: its keys are read only at load time
+    try:
+        arch = detect(read_shapes(path), path.name)
+    except ModelError as e:
+        return None, [_problem(root, name, key, e.message, e.hint)]
+    if arch.kind != want:
+        return None, [_problem(root, name, key, f"{path.name} is {arch.describe()}, not a {want}",
+                               f"put it under the model set's {'`' + _KEY_FOR[arch.kind] + '`' if arch.kind in _KEY_FOR else 'matching key'}")]
+    return arch, []
+
+
+_KEY_FOR = {"checkpoint": "base", "controlnet": "controlnet.openpose", "motion": "motion_adapter", "vae": "vae"}
 
 
 def _check_diffusers_folder(folder: Path, name: str, key: str, root: Path, allow_pickle: bool,
@@ -131,34 +166,38 @@ def check_model_set(name: str, modelset: "ModelSet", root: Path, *, allow_pickle
     unet_cfg: dict[str, Any] | None = None
 
     base, how = resolve_model_path(modelset.base, root)
+    override: Path | None = None
+    if modelset.config is not None:
+        override, _ = resolve_model_path(modelset.config, root)
+        if override is None:
+            out.append(_missing(root, name, "config", modelset.config))
+        elif not override.is_dir():
+            out.append(_problem(root, name, "config", f"{modelset.config!r} is not a folder",
+                                "a folder of architecture configs: a diffusers pipeline folder, or the layout "
+                                "of cinekit/model_configs"))
+            override = None
     if base is None:
-        hint = ("a hub id must already be in the local Hugging Face cache (download it once with network)"
-                if HUB_ID.match(modelset.base) else "paths are relative to the project root")
-        out.append(_problem(root, name, "base", f"{modelset.base!r} not found", hint))
+        out.append(_missing(root, name, "base", modelset.base))
     elif base.is_dir():
         out += _check_diffusers_folder(base, name, "base", root, allow_pickle)
         unet_cfg = _read_json(base / "unet" / "config.json")
     else:
-        out += _check_weights_file(base, name, "base", root, allow_pickle)
-        if modelset.config is None:
-            out.append(_problem(root, name, "config", f"{base.name} is a single file: `config:` is needed to load it offline",
-                                "set `config:` to a local diffusers folder of the same family (its model_index.json and configs)"))
-        else:
-            cfg, _ = resolve_model_path(modelset.config, root)
-            if cfg is None or not cfg.is_dir():
-                out.append(_problem(root, name, "config", f"{modelset.config!r} is not a local folder"))
-            else:
-                if not (cfg / "model_index.json").is_file():
-                    out.append(_problem(root, name, "config", f"{cfg} has no model_index.json"))
-                unet_cfg = _read_json(cfg / "unet" / "config.json")
-        if base.suffix == ".safetensors":
-            try:
-                fam = family_from_single_file(base)
-            except Exception as e:  # noqa: BLE001 - a broken header is a problem to report
-                out.append(_problem(root, name, "base", f"{base.name}: not a readable safetensors file ({e})"))
-                fam = None
-            if fam and fam != modelset.family:
-                out.append(_problem(root, name, "family", f"{base.name} looks like {fam}, configured as {modelset.family}"))
+        arch, problems = _single_file(base, name, "base", root, allow_pickle, "checkpoint")
+        out += problems
+        if arch is not None:
+            from cinekit.engines.single_file import config_dir
+
+            unet_cfg = _read_json(config_dir(arch, override) / "unet" / "config.json") or {}
+            unet_cfg["cross_attention_dim"] = arch.context_dim or unet_cfg.get("cross_attention_dim")
+            if arch.family != modelset.family:
+                out.append(_problem(root, name, "family", f"{base.name} is {arch.describe()}, configured as "
+                                    f"{modelset.family}", f"set `family: {arch.family}`"))
+            if not arch.has_vae and not modelset.vae:
+                out.append(_problem(root, name, "vae", f"{base.name} has no baked VAE (no first_stage_model.* keys)",
+                                    "set `vae:` to a VAE file or folder of the same family"))
+            if not arch.has_text_encoder:
+                out.append(_problem(root, name, "base", f"{base.name} has no text encoder weights",
+                                    "use a full checkpoint (UNet + text encoder(s) + VAE)"))
 
     if unet_cfg is not None:
         fam = detect_family(unet_cfg)
@@ -173,9 +212,9 @@ def check_model_set(name: str, modelset: "ModelSet", root: Path, *, allow_pickle
     if modelset.vae:
         p, _ = resolve_model_path(modelset.vae, root)
         if p is None:
-            out.append(_problem(root, name, "vae", f"{modelset.vae!r} not found"))
+            out.append(_missing(root, name, "vae", modelset.vae))
         elif p.is_file():
-            out += _check_weights_file(p, name, "vae", root, allow_pickle)
+            out += _single_file(p, name, "vae", root, allow_pickle, "vae")[1]
         elif not (p / "config.json").is_file():
             out.append(_problem(root, name, "vae", f"{p} has no config.json"))
 
@@ -186,12 +225,15 @@ def check_model_set(name: str, modelset: "ModelSet", root: Path, *, allow_pickle
         p, _ = resolve_model_path(value, root)
         key = f"controlnet.{kind}"
         if p is None:
-            out.append(_problem(root, name, key, f"{value!r} not found"))
+            out.append(_missing(root, name, key, value))
             continue
         if p.is_file():
-            out += _check_weights_file(p, name, key, root, allow_pickle)
-            out.append(_problem(root, name, key, "single-file ControlNets need their config: give the diffusers folder",
-                                "a ControlNet folder holds config.json + diffusion_pytorch_model.safetensors"))
+            arch, problems = _single_file(p, name, key, root, allow_pickle, "controlnet")
+            out += problems
+            if arch is not None and unet_cfg and arch.context_dim not in (None, unet_cfg.get("cross_attention_dim")):
+                out.append(_problem(root, name, key, f"{p.name} is {arch.describe()} (cross-attention width "
+                                    f"{arch.context_dim}); the base UNet takes {unet_cfg.get('cross_attention_dim')}",
+                                    "use a ControlNet trained for this model family"))
             continue
         cfg = _read_json(p / "config.json")
         if cfg is None:
@@ -213,8 +255,14 @@ def check_model_set(name: str, modelset: "ModelSet", root: Path, *, allow_pickle
 
     if modelset.motion_adapter:
         p, _ = resolve_model_path(modelset.motion_adapter, root)
-        if p is None or not p.is_dir():
-            out.append(_problem(root, name, "motion_adapter", f"{modelset.motion_adapter!r} is not a local folder"))
+        if p is None:
+            out.append(_missing(root, name, "motion_adapter", modelset.motion_adapter))
+        elif p.is_file():
+            arch, problems = _single_file(p, name, "motion_adapter", root, allow_pickle, "motion")
+            out += problems
+            if arch is not None and arch.family != modelset.family:
+                out.append(_problem(root, name, "motion_adapter", f"{p.name} is {arch.describe()}; the model set "
+                                    f"is {modelset.family}", "use a motion module made for this family"))
         else:
             cfg = _read_json(p / "config.json")
             if cfg is None:
@@ -253,9 +301,10 @@ def _check_ip_adapter(name, modelset, root, unet_cfg, allow_pickle) -> list[Prob
     out: list[Problem] = []
     folder, weight, enc = ip_adapter_paths(modelset, root)
     if folder is None:
-        return [_problem(root, name, "ip_adapter.path", f"{modelset.ip_adapter.path!r} not found")]
+        return [_missing(root, name, "ip_adapter.path", modelset.ip_adapter.path)]
     if not weight.is_file():
-        return [_problem(root, name, "ip_adapter.weight", f"{weight} not found")]
+        return [_problem(root, name, "ip_adapter.weight", f"{weight} not found",
+                         suggest_path(str(weight), root) or "the weight file inside <path>/<subfolder>")]
     out += _check_weights_file(weight, name, "ip_adapter.weight", root, allow_pickle)
     if weight.suffix == ".safetensors":
         from safetensors import safe_open

@@ -1,8 +1,8 @@
 """Write a complete tiny, randomly initialised, offline model set (seconds on a CPU).
 
 The files have the real formats and layouts (diffusers folders, safetensors, IP-Adapter keys,
-peft LoRA keys, a textual-inversion embedding, a byte-level CLIP tokenizer), so everything
-goes through the real loading code. The pictures are noise; the mechanisms are testable:
+peft LoRA keys, an A1111 textual-inversion embedding, CLIP's real BPE tokenizer, so ordinary
+prompts tokenise as on a real model), so everything goes through the real loading code. The pictures are noise; the mechanisms are testable:
 every layer that diffusers initialises to zero (ControlNet zero convs, LoRA ``B``) is given
 small random weights here so that each control visibly changes the output.
 
@@ -15,6 +15,8 @@ Layout under ``DIR``::
     embeddings/tiny_embedding.safetensors  textual inversion (2 vectors)
     motion-adapter/       MotionAdapter folder (AnimateDiff)
     sdxl/                 StableDiffusionXLPipeline folder (when ``sdxl=True``)
+    single/               the same models as community single files (``single_file=True``,
+                          see ``cinekit.testing.tiny_single``)
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class TinyModels:
     embedding_token: str
     motion_adapter: Path
     sdxl: Path | None
+    single: Any = None        # TinySingleFiles (``single_file=True``)
 
 
 # --------------------------------------------------------------------------- tokenizer
@@ -88,7 +91,20 @@ def write_tokenizer(folder: Path, max_length: int = 77) -> Path:
     return folder
 
 
-VOCAB = 514  # 256 bytes + 256 end-of-word bytes + 2 specials
+VOCAB = 514  # byte-level tokenizer: 256 bytes + 256 end-of-word bytes + 2 specials
+
+
+def make_tokenizer(folder: Path, kind: str = "clip"):
+    """(tokenizer, vocabulary size): CLIP's BPE (``clip``, the default) or the byte-level one (``bytes``)."""
+    from transformers import CLIPTokenizer
+
+    if kind == "clip":
+        from cinekit.engines.clip_tokenizer import VOCAB_SIZE, clip_tokenizer
+
+        return clip_tokenizer(), VOCAB_SIZE
+    if kind != "bytes":
+        raise ValueError(f"tokenizer {kind!r}: clip or bytes")
+    return CLIPTokenizer.from_pretrained(write_tokenizer(folder), local_files_only=True), VOCAB
 
 
 # --------------------------------------------------------------------------- components
@@ -136,14 +152,14 @@ def tiny_vae():
     )
 
 
-def tiny_text_encoder(with_projection: bool = False):
+def tiny_text_encoder(with_projection: bool = False, vocab: int = VOCAB, hidden: int = CROSS_DIM):
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
     _seed(3 if not with_projection else 4)
     config = CLIPTextConfig(
-        vocab_size=VOCAB, hidden_size=CROSS_DIM, intermediate_size=37, num_hidden_layers=2,
+        vocab_size=vocab, hidden_size=hidden, intermediate_size=37, num_hidden_layers=2,
         num_attention_heads=4, max_position_embeddings=77, projection_dim=32,
-        bos_token_id=VOCAB - 2, eos_token_id=VOCAB - 1, pad_token_id=VOCAB - 1,
+        bos_token_id=vocab - 2, eos_token_id=vocab - 1, pad_token_id=vocab - 1,
     )
     return (CLIPTextModelWithProjection if with_projection else CLIPTextModel)(config)
 
@@ -239,19 +255,26 @@ def tiny_motion_adapter():
 
 
 # --------------------------------------------------------------------------- writer
-def write_tiny_models(folder: str | os.PathLike, *, sdxl: bool = True) -> TinyModels:
-    """Write the whole tiny set under ``folder`` (deterministic: same bytes every time)."""
+def write_tiny_models(folder: str | os.PathLike, *, sdxl: bool = True, tokenizer: str = "clip",
+                      single_file: bool = False) -> TinyModels:
+    """Write the whole tiny set under ``folder`` (deterministic: same bytes every time).
+
+    ``tokenizer``: ``clip`` (CLIP's BPE, 49,408 tokens) or ``bytes`` (one token per character);
+    ``single_file``: also write the community single-file layouts under ``single/``."""
+    import shutil
+
     import torch
     from diffusers import StableDiffusionPipeline
     from safetensors.torch import save_file
-    from transformers import CLIPImageProcessor, CLIPTokenizer
+    from transformers import CLIPImageProcessor
 
     root = Path(folder)
     root.mkdir(parents=True, exist_ok=True)
 
-    unet, vae, text_encoder = tiny_unet(), tiny_vae(), tiny_text_encoder()
-    tok_dir = write_tokenizer(root / "_tokenizer")
-    tokenizer = CLIPTokenizer.from_pretrained(tok_dir, local_files_only=True)
+    tok_dir = root / "_tokenizer"
+    tokenizer_obj, vocab = make_tokenizer(tok_dir, tokenizer)
+    tokenizer = tokenizer_obj
+    unet, vae, text_encoder = tiny_unet(), tiny_vae(), tiny_text_encoder(vocab=vocab)
     pipe = StableDiffusionPipeline(
         vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
         scheduler=tiny_scheduler(), safety_checker=None, feature_extractor=None,
@@ -286,24 +309,29 @@ def write_tiny_models(folder: str | os.PathLike, *, sdxl: bool = True) -> TinyMo
     sdxl_dir = None
     if sdxl:
         sdxl_dir = root / "sdxl"
-        _write_tiny_sdxl(sdxl_dir, tokenizer)
+        _write_tiny_sdxl(sdxl_dir, tokenizer, vocab)
 
-    import shutil
+    shutil.rmtree(tok_dir, ignore_errors=True)
+    models = TinyModels(root=root, base=base, controlnet=cn_dir,
+                        ip_adapter=root / "ip-adapter", image_encoder=enc_dir,
+                        lora=lora_dir / "tiny_lora.safetensors",
+                        embedding=emb_dir / "tiny_embedding.safetensors",
+                        embedding_token=EMBEDDING_TOKEN, motion_adapter=motion_dir, sdxl=sdxl_dir)
+    if single_file:
+        from dataclasses import replace
 
-    shutil.rmtree(tok_dir)
-    return TinyModels(root=root, base=base, controlnet=cn_dir,
-                      ip_adapter=root / "ip-adapter", image_encoder=enc_dir,
-                      lora=lora_dir / "tiny_lora.safetensors",
-                      embedding=emb_dir / "tiny_embedding.safetensors",
-                      embedding_token=EMBEDDING_TOKEN, motion_adapter=motion_dir, sdxl=sdxl_dir)
+        from cinekit.testing.tiny_single import write_single_files
+
+        models = replace(models, single=write_single_files(root / "single", pipe, sdxl=True, vocab=vocab))
+    return models
 
 
-def _write_tiny_sdxl(folder: Path, tokenizer) -> None:
+def _write_tiny_sdxl(folder: Path, tokenizer, vocab: int = VOCAB) -> None:
     from diffusers import StableDiffusionXLPipeline
 
     unet = tiny_unet(cross_attention_dim=2 * CROSS_DIM, sdxl=True)
     pipe = StableDiffusionXLPipeline(
-        vae=tiny_vae(), text_encoder=tiny_text_encoder(), text_encoder_2=tiny_text_encoder(True),
+        vae=tiny_vae(), text_encoder=tiny_text_encoder(vocab=vocab), text_encoder_2=tiny_text_encoder(True, vocab=vocab),
         tokenizer=tokenizer, tokenizer_2=tokenizer, unet=unet, scheduler=tiny_scheduler(),
         force_zeros_for_empty_prompt=True,
     )
