@@ -8,9 +8,11 @@ reference latents) is cached by the diffusers modules keyed on ``Reference.sha25
 from __future__ import annotations
 
 import hashlib
+import io
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import yaml
@@ -89,15 +91,24 @@ def resolve(spec_path: Path, rel: str) -> Path:
     return (Path(spec_path).parent / rel).resolve()
 
 
-def _load_reference(spec_path: Path, image: str, view: str, mask: str | None) -> Reference:
+Reader = Callable[[Path], bytes]  # a file's bytes (the render's input snapshot, so the bytes hashed are the bytes drawn)
+
+
+def _read_bytes(path: Path) -> bytes:
+    return Path(path).read_bytes()
+
+
+def _load_reference(spec_path: Path, image: str, view: str, mask: str | None, read: Reader = _read_bytes) -> Reference:
     path = resolve(spec_path, image)
-    digest = hashlib.sha256(path.read_bytes())
-    with Image.open(path) as im:
+    data = read(path)  # read once: hashed and decoded from the same bytes
+    digest = hashlib.sha256(data)
+    with Image.open(io.BytesIO(data)) as im:
         rgba = np.asarray(im.convert("RGBA")).copy()
     if mask:
         mask_path = resolve(spec_path, mask)
-        digest.update(mask_path.read_bytes())
-        with Image.open(mask_path) as m:
+        mask_data = read(mask_path)
+        digest.update(mask_data)
+        with Image.open(io.BytesIO(mask_data)) as m:
             m = m.convert("L")
             if m.size != (rgba.shape[1], rgba.shape[0]):
                 raise UserError(f"{mask_path}: mask is {m.size[0]}x{m.size[1]}, image is {rgba.shape[1]}x{rgba.shape[0]}",
@@ -113,7 +124,8 @@ def _load_reference(spec_path: Path, image: str, view: str, mask: str | None) ->
     return Reference(path=path, view=view, rgba=rgba, mask=fig, sha256=digest.hexdigest())
 
 
-def load_rig(spec: CharacterSpec, spec_path: Path) -> tuple[np.ndarray | None, dict[str, tuple[float, float]]]:
+def load_rig(spec: CharacterSpec, spec_path: Path,
+             read: Reader = _read_bytes) -> tuple[np.ndarray | None, dict[str, tuple[float, float]]]:
     """The rig as a COCO-18 ``(18, 2)`` array on references[0] (pixels) plus extra named joints."""
     if spec.rig is None:
         return None, {}
@@ -127,7 +139,7 @@ def load_rig(spec: CharacterSpec, spec_path: Path) -> tuple[np.ndarray | None, d
                 extra[name] = tuple(xy)
         return pose, extra
     cfg_path = resolve(spec_path, spec.rig.from_)
-    cfg = yaml.safe_load(cfg_path.read_text())
+    cfg = yaml.safe_load(read(cfg_path).decode("utf-8"))
     pose = empty_pose()
     extra = {}
     for joint in cfg.get("skeleton", []):
@@ -161,9 +173,9 @@ def dominant_colours(rgba: np.ndarray, mask: np.ndarray, k: int = 5) -> list[tup
     return out
 
 
-def load_identity(spec: CharacterSpec, spec_path: Path) -> Identity:
-    references = [_load_reference(spec_path, r.image, r.view, r.mask) for r in spec.references]
-    rig, extra = load_rig(spec, spec_path)
+def load_identity(spec: CharacterSpec, spec_path: Path, read: Reader = _read_bytes) -> Identity:
+    references = [_load_reference(spec_path, r.image, r.view, r.mask, read) for r in spec.references]
+    rig, extra = load_rig(spec, spec_path, read)
     if spec.palette:
         palette = [parse_color(c) for c in spec.palette]
     else:
@@ -174,8 +186,9 @@ def load_identity(spec: CharacterSpec, spec_path: Path) -> Identity:
 class IdentityStore:
     """Loads each character's identity once per run (thread-safe), by name."""
 
-    def __init__(self, characters: dict[str, tuple[CharacterSpec, Path]]):
+    def __init__(self, characters: dict[str, tuple[CharacterSpec, Path]], read: Reader = _read_bytes):
         self._characters = characters
+        self._read = read
         self._loaded: dict[str, Identity] = {}
         self._lock = threading.Lock()
         self.loads = 0  # how many identities were actually read from disk (tests assert on it)
@@ -184,6 +197,6 @@ class IdentityStore:
         with self._lock:
             if name not in self._loaded:
                 spec, path = self._characters[name]
-                self._loaded[name] = load_identity(spec, path)
+                self._loaded[name] = load_identity(spec, path, self._read)
                 self.loads += 1
             return self._loaded[name]

@@ -26,7 +26,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from cinekit.engines.base import RenderResult, create_engine
+from cinekit.engines.base import FrameStream, RenderResult, create_engine, open_stream
 from cinekit.errors import CinekitError, EngineError, UserError
 from cinekit.job import Job
 
@@ -70,11 +70,18 @@ class Executor(Protocol):
     def run(self, groups: list[Group], events: Events) -> None: ...
 
 
-def render_one(engine, job: Job, progress=None) -> RenderResult:
-    """The engine's part of a job, identical in every executor: kind, check_inputs, render."""
+def render_one(engine, job: Job, progress=None, stream: bool = False) -> RenderResult | FrameStream:
+    """The engine's part of a job, identical in every executor: kind, check_inputs, render.
+
+    ``stream=True`` (the local executor) returns a ``FrameStream``: the engine's frames are
+    produced while the writer encodes them, so a clip is never held whole in memory. The Ray
+    executor ships whole results through the object store instead.
+    """
     if job.kind not in engine.kinds:
         raise EngineError(f"the {job.engine} engine cannot render a {job.kind}")
     engine.check_inputs(job)
+    if stream:
+        return open_stream(engine, job, progress=progress)
     return engine.render(job, progress=progress)
 
 
@@ -99,7 +106,8 @@ class LocalExecutor:
                     if job.engine not in self.engines:
                         self.engines[job.engine] = create_engine(job.engine, self.runtime)
                     engine = self.engines[job.engine]
-                    result = render_one(engine, job, progress=lambda d, t, task=task: events.progress(task, d, t))
+                    result = render_one(engine, job, progress=lambda d, t, task=task: events.progress(task, d, t),
+                                        stream=True)
                 except CinekitError as exc:
                     go_on = events.failed(task, exc.format(), exc.exit_code, time.perf_counter() - start)
                 except Exception as exc:  # noqa: BLE001 - one broken shot must not stop the batch
