@@ -152,19 +152,28 @@ def character_files(spec, spec_path: Path) -> list[Path]:
 
 
 def shot_index(project) -> dict[tuple[Path, str], Any]:
-    """``{(shot list path, shot id): shot}`` of the project: built once per batch, so finding a
-    job's shot is O(1) (a scan of the list per job made a 10,000-shot batch quadratic)."""
-    return {(Path(list_path).resolve(), shot.id): shot for list_path, shot_list in project.shotlists.items()
-            for shot in shot_list.shots if shot is not None}
+    """``{(shot list path, shot id): shot}`` (and ``{job.shotlist: resolved path}``) of the project:
+    built once per batch, so finding a job's shot is O(1) (a scan of the list per job made a
+    10,000-shot batch quadratic)."""
+    index: dict = {}
+    for list_path, shot_list in project.shotlists.items():
+        resolved = Path(list_path).resolve()
+        index[project.rel(resolved)] = resolved  # a job's ``shotlist`` -> the resolved path
+        for shot in shot_list.shots:
+            if shot is not None:
+                index[(resolved, shot.id)] = shot
+    return index
 
 
 def motion_files(project, job: Job, shots: dict | None = None) -> list[Path]:
     """Motion files (BVH, OpenPose JSON, videos) named by the pose specs of the job's shot."""
     from cinekit.spec.models import PoseSpec
 
-    list_path = (project.root / job.shotlist).resolve()
     if shots is None:
         shots = shot_index(project)
+    list_path = shots.get(job.shotlist)  # resolved once per list (``shot_index``)
+    if list_path is None:
+        list_path = (project.root / job.shotlist).resolve()
     shot = shots.get((list_path, job.shot_id))
     if shot is None:
         return []
@@ -190,16 +199,25 @@ def model_files(project, job: Job) -> dict[str, str]:
     return {k: v for k, v in named.items() if v}
 
 
-def job_inputs(project, job: Job, digests: FileDigests, shots: dict | None = None) -> dict[str, str]:
-    """``{project-relative path: digest}`` of every input file the job reads (sorted keys)."""
+def job_inputs(project, job: Job, digests: FileDigests, shots: dict | None = None,
+               memo: dict | None = None) -> dict[str, str]:
+    """``{project-relative path: digest}`` of every input file the job reads (sorted keys).
+
+    ``memo`` (one dict per batch) keeps each character's entries, so 10,000 jobs of one
+    character resolve its paths once.
+    """
+    memo = {} if memo is None else memo
     paths: list[Path] = []
+    out: dict[str, str] = {}
     for ch in job.characters:
-        spec, spec_path = project.characters[ch.name]
-        paths += character_files(spec, spec_path)
+        if ("character", ch.name) not in memo:
+            spec, spec_path = project.characters[ch.name]
+            memo[("character", ch.name)] = {_rel(project, p): digests.digest(p) for p in character_files(spec, spec_path)}
+        out.update(memo[("character", ch.name)])
     if isinstance(job.background, str):
         paths.append(Path(job.background))
     paths += motion_files(project, job, shots)
-    out = {_rel(project, p): digests.digest(p) for p in paths}
+    out.update({_rel(project, p): digests.digest(p) for p in paths})
     for label, value in model_files(project, job).items():
         path = (project.root / value).resolve()
         if path.exists():
@@ -210,11 +228,14 @@ def job_inputs(project, job: Job, digests: FileDigests, shots: dict | None = Non
 
 
 # --------------------------------------------------------------------------- keys
-def portable_record(project, job: Job) -> dict[str, Any]:
+def portable_record(project, job: Job, memo: dict | None = None) -> dict[str, Any]:
     """The job record with absolute paths inside the project made relative."""
+    memo = {} if memo is None else memo
     rec = job.to_record()
     for ch in rec["characters"]:
-        ch["spec_path"] = _rel(project, ch["spec_path"])
+        if ("rel", ch["spec_path"]) not in memo:
+            memo[("rel", ch["spec_path"])] = _rel(project, ch["spec_path"])
+        ch["spec_path"] = memo[("rel", ch["spec_path"])]
     if isinstance(rec["background"], str):
         rec["background"] = _rel(project, rec["background"])
     return rec
@@ -233,12 +254,13 @@ class KeyInfo:
 
 
 def job_key(project, job: Job, engine_version: str, fmt: str, digests: FileDigests,
-            shots: dict | None = None) -> KeyInfo:
+            shots: dict | None = None, memo: dict | None = None) -> KeyInfo:
     fmt = fmt if job.kind == "clip" else "png"
+    memo = {} if memo is None else memo
     parts = {
         "key_version": KEY_VERSION,
-        "job": _digest_json(portable_record(project, job)),
-        "inputs": job_inputs(project, job, digests, shots),
+        "job": _digest_json(portable_record(project, job, memo)),
+        "inputs": job_inputs(project, job, digests, shots, memo),
         "engine": {"name": job.engine, "version": engine_version},
         "cinekit": __version__,
         "format": fmt,
@@ -275,12 +297,13 @@ def read_sidecar(path: Path) -> dict[str, Any] | None:
 
 def stat_signature(path: Path) -> list[int] | None:
     """``[size, mtime_ns]`` of a file; for a folder, of its newest file and the total size."""
-    path = Path(path)
+    import stat as stat_
+
     try:
-        if path.is_dir():
-            sts = [f.stat() for f in path.iterdir() if f.is_file()]
+        st = os.stat(path)  # one syscall for the common case (a file)
+        if stat_.S_ISDIR(st.st_mode):
+            sts = [f.stat() for f in Path(path).iterdir() if f.is_file()]
             return [sum(s.st_size for s in sts), max((s.st_mtime_ns for s in sts), default=0), len(sts)]
-        st = path.stat()
     except OSError:
         return None
     return [st.st_size, st.st_mtime_ns]
@@ -337,13 +360,14 @@ def check(sidecar: Path, info: KeyInfo) -> Freshness:
         return Freshness(False, "damaged record" if Path(sidecar).exists() else "new")
     if record.get("key") != info.key:
         return Freshness(False, _explain(record.get("key_parts") or {}, info.parts))
-    folder = Path(sidecar).parent
+    folder = os.path.dirname(sidecar)
     stats = record.get("stat", {})
     for name, sha in record["files"].items():
-        path = folder / name
-        if not path.exists():
+        path = os.path.join(folder, name)
+        now = stat_signature(path)
+        if now is None:
             return Freshness(False, f"output missing ({name})")
-        if stats.get(name) is not None and stat_signature(path) == stats[name]:
+        if stats.get(name) is not None and now == stats[name]:
             continue
         if output_sha256(path) != sha:
             return Freshness(False, f"output changed ({name})")

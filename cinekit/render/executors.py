@@ -6,7 +6,9 @@ driver (``cinekit.render.run``) writes every output with the same ``write_result
 local and the Ray executor produce the same bytes by construction.
 
 - ``LocalExecutor``: in this process, one engine instance per engine name, kept for the
-  whole batch; per-frame/step progress.
+  whole batch; per-frame/step progress. It hands ``Events.done`` a ``FrameStream``: the
+  engine's frames are produced while the driver encodes them (memory flat in clip length),
+  so an engine error may also surface inside ``done``, where it fails the job the same way.
 - ``RayExecutor``: a Ray cluster (``ray.init()`` locally, or ``address=``). One actor pool per
   engine + model group; each actor builds its Runtime and engine once and keeps them loaded
   between jobs, so a pipeline loads once per actor. The pool is sized by the cluster's

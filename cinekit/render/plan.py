@@ -93,6 +93,8 @@ class Planner:
         self._lengths: dict[str, np.ndarray] = {}
         self._motions: dict[tuple, object] = {}
         self._library_motions: dict | None = None
+        self._bodies: dict[tuple, np.ndarray] = {}  # retargeted body tracks, shared by shots that repeat a pose
+        self._rels: dict[str, str] = {}
         self._failed: dict[str, CinekitError] = {}  # characters whose rig cannot be read
 
     # -- per character ---------------------------------------------------------------
@@ -187,6 +189,13 @@ class Planner:
         poses = resample(motion, fps, start=pose.start, end=pose.end, speed=pose.speed, loop=pose.loop, frames=frames)
         return to_body_space(poses)
 
+    def _rel(self, path: Path) -> str:
+        """``project.rel`` memoised (it resolves the path: syscalls, once per list, not per shot)."""
+        key = str(path)
+        if key not in self._rels:
+            self._rels[key] = self.project.rel(path)
+        return self._rels[key]
+
     # -- per shot --------------------------------------------------------------------
     def plan_shot(self, list_path: Path, shot_list: ShotList, shot: Shot) -> Job:
         from cinekit.pose.camera import mirror, place
@@ -213,11 +222,18 @@ class Planner:
 
         tracks, characters = [], []
         for ch in shot.characters:
-            body = self.body_track(ch.pose, frames, fps, list_path)
-            body = retarget(body, self.lengths(ch.name))
-            if ch.mirror:
-                body = mirror(body, 0.0)
-            tracks.append(body)
+            # A storyboard repeats the same few poses: the retargeted track of (pose, character,
+            # frames) is computed once per run (pure functions of those, so the bytes are the same).
+            pose_key = ch.pose if isinstance(ch.pose, str) else ch.pose.model_dump_json()
+            memo = (pose_key, str(list_path), frames, fps, ch.name, ch.mirror)
+            if memo not in self._bodies:
+                body = self.body_track(ch.pose, frames, fps, list_path)
+                body = retarget(body, self.lengths(ch.name))
+                if ch.mirror:
+                    body = mirror(body, 0.0)
+                body.setflags(write=False)
+                self._bodies[memo] = body
+            tracks.append(self._bodies[memo])
             view = ch.view or (ch.pose.view if isinstance(ch.pose, PoseSpec) and ch.pose.view == "side" else "front")
             spec, spec_path = self.project.characters[ch.name]
             from cinekit.pose.camera import position_value
@@ -246,7 +262,7 @@ class Planner:
         if shot.continue_from:
             options["continue_from"] = shot.continue_from
         return Job(
-            shot_id=shot.id, shotlist=self.project.rel(list_path), kind=shot.kind, engine=engine,
+            shot_id=shot.id, shotlist=self._rel(list_path), kind=shot.kind, engine=engine,
             width=int(width), height=int(height), fps=fps, frames=frames,
             seed=int(pick("seed")), steps=int(pick("steps")), guidance=float(pick("guidance")),
             prompt=substitute_prompt(shot.prompt, self.project.characters),

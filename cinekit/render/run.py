@@ -200,7 +200,7 @@ def plan_batch(project, jobs: list[Job], out_dir: Path, fmt: str = "mp4", *, for
     """Keys and freshness of every job; reads no output bytes unless one looks changed."""
     digests = digests or cache.FileDigests()
     versions: dict[str, str] = {}
-    shots = cache.shot_index(project)
+    shots, memo = cache.shot_index(project), {}
     out = []
     seen: dict[str, str] = {}
     for job in jobs:
@@ -212,7 +212,7 @@ def plan_batch(project, jobs: list[Job], out_dir: Path, fmt: str = "mp4", *, for
         seen[job.output] = job.shotlist
         if job.engine not in versions:
             versions[job.engine] = cache.engine_version(job.engine)
-        info = cache.job_key(project, job, versions[job.engine], fmt, digests, shots)
+        info = cache.job_key(project, job, versions[job.engine], fmt, digests, shots, memo)
         sidecar = sidecar_path((Path(out_dir) / job.output).with_suffix(".x"))
         fresh = cache.check(sidecar, info)
         if force:
