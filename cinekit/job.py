@@ -7,7 +7,7 @@ manifest): the pose track is computed once by the planner, never by an engine.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 import numpy as np
@@ -75,6 +75,6 @@ class Job:
             "shape": list(self.pose.shape),
             "sha256": hashlib.sha256(np.ascontiguousarray(self.pose, dtype=np.float64).tobytes()).hexdigest(),
         }
-        rec["characters"] = [asdict(c) for c in self.characters]
+        rec["characters"] = [{f.name: getattr(c, f.name) for f in fields(c)} for c in self.characters]
         rec["background"] = list(self.background) if isinstance(self.background, tuple) else self.background
         return rec

@@ -289,7 +289,8 @@ def engine_version(name: str) -> str:
 def read_sidecar(path: Path) -> dict[str, Any] | None:
     """The sidecar record, or None when absent or unreadable (an uncommitted job)."""
     try:
-        record = json.loads(Path(path).read_text())
+        with open(path, encoding="utf-8") as fh:
+            record = json.load(fh)
     except (OSError, ValueError):
         return None
     return record if isinstance(record, dict) and "key" in record and "files" in record else None
@@ -380,9 +381,10 @@ def pending_path(sidecar: Path) -> Path:
     return sidecar.with_name(f".{sidecar.stem}.pending.json")
 
 
-def clear_pending(sidecar: Path) -> None:
+def clear_pending(sidecar: Path | str) -> None:
     """Remove a journal left by a run killed between the sidecar and the journal's removal."""
+    folder, name = os.path.split(os.fspath(sidecar))  # strings: this runs once per cached job
     try:
-        os.unlink(pending_path(sidecar))
+        os.unlink(os.path.join(folder, f".{name[:-5] if name.endswith('.json') else name}.pending.json"))
     except FileNotFoundError:
         pass
