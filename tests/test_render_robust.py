@@ -207,3 +207,18 @@ def test_the_summary_reports_the_commands_wall_time(tmp_path, monkeypatch):
     elapsed = time.perf_counter() - start
     shown = float(re.search(r"0 failed, ([0-9.]+) s", flat(result.stdout)).group(1))
     assert 1.5 <= shown <= elapsed + 0.05
+
+
+def test_an_output_folder_that_cannot_be_written_is_a_located_user_error(tmp_path, monkeypatch):
+    import errno
+
+    from cinekit.render import lock
+
+    def read_only(self):  # what os.open raises on a read-only folder (tests run as root: chmod does not bite)
+        raise PermissionError(errno.EACCES, "Permission denied", str(self.path))
+
+    monkeypatch.setattr(lock.FolderLock, "_acquire", read_only)
+    root = make_project(tmp_path / "p", SHOTS.split("      - id: s020")[0], config=SMALL)
+    result = render(root)
+    assert result.exit_code == 1 and "internal error" not in result.output + result.stderr
+    assert f"cannot write into {root / 'renders'}: Permission denied" in flat(result.stderr)
