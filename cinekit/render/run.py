@@ -122,7 +122,6 @@ class _Committer:
             return self._finish(task, Outcome(job, "failed", seconds + time.perf_counter() - start,
                                               error=describe_exception(exc), exit_code=3, reason=reason))
         elapsed = time.perf_counter() - start
-        record["timings"]["write_s"] = round(elapsed - record["timings"].get("engine_s", 0.0), 4)
         if self.manifest is not None:
             self.manifest.append(job.output, record)
         record = slim(record)
