@@ -222,3 +222,30 @@ def test_an_output_folder_that_cannot_be_written_is_a_located_user_error(tmp_pat
     result = render(root)
     assert result.exit_code == 1 and "internal error" not in result.output + result.stderr
     assert f"cannot write into {root / 'renders'}: Permission denied" in flat(result.stderr)
+
+
+class BuggyEngine:
+    """Previz, except s020 hits a bug (an exception that is not a CinekitError)."""
+
+    name, kinds, version = "previz", PrevizEngine.kinds, PrevizEngine.version
+
+    def __init__(self, runtime):
+        self.inner = PrevizEngine(runtime)
+
+    def check_inputs(self, job):
+        if job.shot_id == "s020":
+            {}["missing"]  # noqa: B018 - a KeyError deep in an engine
+
+    def stream(self, job, progress=None, mask_frames=frozenset()):
+        return self.inner.stream(job, progress, mask_frames)
+
+
+def test_an_unexpected_engine_error_fails_its_shot_in_one_line_without_a_traceback(tmp_path, monkeypatch):
+    from cinekit.engines import base
+
+    monkeypatch.setitem(base._REGISTRY, "previz", "tests.test_render_robust:BuggyEngine")
+    root = make_project(tmp_path / "p", SHOTS, config=SMALL)
+    result = render(root)
+    assert result.exit_code == 3 and "3 rendered, 0 cached, 1 failed" in flat(result.stdout)
+    assert "Traceback" not in result.output + result.stderr
+    assert "s020: KeyError: 'missing' (at test_render_robust.py:" in flat(result.stderr)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import time
 import traceback
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from cinekit.engines.base import FrameStream, RenderResult, create_engine, open_stream
@@ -88,7 +89,11 @@ def render_one(engine, job: Job, progress=None, stream: bool = False) -> RenderR
 
 
 def describe_exception(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
+    """An unexpected error of one job, in one line: where it was raised, never a traceback
+    (``CINEKIT_DEBUG=1`` lets it propagate with its traceback)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+    return f"{type(exc).__name__}: {exc}{where}; run with CINEKIT_DEBUG=1 for the traceback"
 
 
 class LocalExecutor:
