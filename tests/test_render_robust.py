@@ -249,3 +249,19 @@ def test_an_unexpected_engine_error_fails_its_shot_in_one_line_without_a_traceba
     assert result.exit_code == 3 and "3 rendered, 0 cached, 1 failed" in flat(result.stdout)
     assert "Traceback" not in result.output + result.stderr
     assert "s020: KeyError: 'missing' (at test_render_robust.py:" in flat(result.stderr)
+
+
+def test_reference_art_that_does_not_decode_is_a_user_error_naming_the_file(tmp_path):
+    import pytest
+
+    from cinekit.errors import UserError
+    from cinekit.identity.core import load_identity
+    from cinekit.spec.project import load_project
+
+    root = make_project(tmp_path / "p", SHOTS, config=SMALL)
+    art = root / "characters/refs/bob.png"
+    project = load_project(root)
+    for broken in (art.read_bytes()[:300], b"not an image"):
+        art.write_bytes(broken)
+        with pytest.raises(UserError, match=rf"{art}: cannot read it as an image \("):
+            load_identity(*project.characters["bob"])

@@ -98,22 +98,31 @@ def _read_bytes(path: Path) -> bytes:
     return Path(path).read_bytes()
 
 
+def _decode(path: Path, data: bytes, mode: str) -> np.ndarray:
+    """An image's pixels in ``mode`` from its bytes; a file that is not a (whole) image is the
+    user's error, named by its path."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return np.asarray(im.convert(mode)).copy()
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        reason = str(exc).split(" <_io.BytesIO")[0]  # Pillow names the buffer, not the file
+        raise UserError(f"{path}: cannot read it as an image ({reason})", hint="give a PNG, JPEG or WebP file") from None
+
+
 def _load_reference(spec_path: Path, image: str, view: str, mask: str | None, read: Reader = _read_bytes) -> Reference:
     path = resolve(spec_path, image)
     data = read(path)  # read once: hashed and decoded from the same bytes
     digest = hashlib.sha256(data)
-    with Image.open(io.BytesIO(data)) as im:
-        rgba = np.asarray(im.convert("RGBA")).copy()
+    rgba = _decode(path, data, "RGBA")
     if mask:
         mask_path = resolve(spec_path, mask)
         mask_data = read(mask_path)
         digest.update(mask_data)
-        with Image.open(io.BytesIO(mask_data)) as m:
-            m = m.convert("L")
-            if m.size != (rgba.shape[1], rgba.shape[0]):
-                raise UserError(f"{mask_path}: mask is {m.size[0]}x{m.size[1]}, image is {rgba.shape[1]}x{rgba.shape[0]}",
-                                hint="a reference mask must have the same size as its image")
-            fig = np.asarray(m) > 127
+        m = _decode(mask_path, mask_data, "L")
+        if m.shape != rgba.shape[:2]:
+            raise UserError(f"{mask_path}: mask is {m.shape[1]}x{m.shape[0]}, image is {rgba.shape[1]}x{rgba.shape[0]}",
+                            hint="a reference mask must have the same size as its image")
+        fig = m > 127
         # With a separate mask, the mask defines the figure (an opaque scan becomes a cut-out).
         rgba[..., 3] = np.where(fig, rgba[..., 3], 0)
     else:
