@@ -195,7 +195,7 @@ def test_a_damaged_sidecar_or_output_is_rendered_again_not_refused(tmp_path):
     video.write_bytes(video.read_bytes()[:1000])  # a truncated video under a valid sidecar
     result = render(root)
     assert result.exit_code == 0 and "output changed (s020.mp4)" in result.stdout
-    from cinekit.render.writers import verify_mp4
+    from cinekit.render.verify import verify_mp4
 
     verify_mp4(video, 8)
 
