@@ -176,8 +176,6 @@ class Mp4Sink:
         from cinekit.render.encode import Mp4Encoder
 
         self.path = Path(path)
-        if self.path.parent.exists() is False:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self.tmp = temp_path(self.path)
         except OSError as exc:
