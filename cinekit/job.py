@@ -7,7 +7,7 @@ manifest): the pose track is computed once by the planner, never by an engine.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 import numpy as np
@@ -65,13 +65,16 @@ class Job:
 
     def to_record(self) -> dict[str, Any]:
         """JSON-safe description (no pose array; its digest stands in for it)."""
+        import copy
         import hashlib
 
-        rec = asdict(self)
+        # Field by field, not ``asdict``: asdict deep-copies the pose array (the whole track).
+        rec = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("pose", "characters")}
+        rec["options"] = copy.deepcopy(self.options)
         rec["pose"] = {
             "shape": list(self.pose.shape),
             "sha256": hashlib.sha256(np.ascontiguousarray(self.pose, dtype=np.float64).tobytes()).hexdigest(),
         }
-        rec["characters"] = [asdict(c) for c in self.characters]
+        rec["characters"] = [{f.name: getattr(c, f.name) for f in fields(c)} for c in self.characters]
         rec["background"] = list(self.background) if isinstance(self.background, tuple) else self.background
         return rec

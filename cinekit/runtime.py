@@ -29,10 +29,17 @@ class Runtime:
     stats: dict[str, int] = field(default_factory=dict)  # counters tests assert on (loads, encodings)
     out_dir: Path | None = None       # the run's output folder (engines read earlier shots from it)
     debug: bool = False               # CINEKIT_DEBUG=1: let unexpected exceptions propagate
+    files: Any = None                 # the run's input snapshot (cinekit.render.cache.FileDigests)
 
     @classmethod
     def for_project(cls, project: "Project", **kwargs) -> "Runtime":
-        rt = cls(project=project, identities=IdentityStore(project.characters), **kwargs)
+        """A Runtime whose identities read their files through one input snapshot (``files``):
+        the bytes hashed into the cache keys are the bytes the engines draw with."""
+        from cinekit.render.cache import FileDigests
+
+        files = kwargs.pop("files", None) or FileDigests()
+        rt = cls(project=project, identities=IdentityStore(project.characters, read=files.read), files=files,
+                 **kwargs)
         if rt.cache_dir is None:
             rt.cache_dir = project.root / ".cinekit-cache"
         return rt

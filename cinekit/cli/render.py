@@ -34,7 +34,15 @@ def _project(targets: list[Path], allow_outside_paths: bool, allow_pickle: bool)
         root, found = split_target(t)
         if found:
             lists = (lists or []) + found
-    return load(root, lists, allow_outside_paths, allow_pickle)
+    project = load(root, lists, allow_outside_paths, allow_pickle)
+    if not allow_outside_paths:  # `output:` and linked project files stay inside the project
+        from cinekit.errors import SpecError
+        from cinekit.spec.paths import boundary_problems
+
+        problems = boundary_problems(project)
+        if problems:
+            raise SpecError(problems)
+    return project
 
 
 def _runtime(project, device: str, allow_pickle: bool):
@@ -44,13 +52,30 @@ def _runtime(project, device: str, allow_pickle: bool):
                                debug=os.environ.get("CINEKIT_DEBUG") == "1")
 
 
+def _failed_outcome(project, failure):
+    """A shot that could not be planned, as a failed outcome (listed and counted like the others)."""
+    import numpy as np
+
+    from cinekit.job import Job
+    from cinekit.render.run import Outcome
+
+    shot = failure.shot
+    job = Job(shot_id=shot.id, shotlist=project.rel(failure.shotlist), kind=shot.kind, engine=shot.engine or "-",
+              width=0, height=0, fps=1.0, frames=0, seed=0, steps=0, guidance=0.0, prompt="", negative="",
+              characters=(), pose=np.zeros((0, 0, 18, 2)), output=f"{Path(failure.shotlist).stem}/{shot.id}")
+    return Outcome(job, "failed", error=failure.error, exit_code=failure.exit_code, reason="cannot plan")
+
+
 def _run(targets: list[Path], *, kind: str | None, shot_ids: list[str], engine: str | None, out: Path | None,
          fmt: str, force: bool, fail_fast: bool, ci: bool, allow_outside_paths: bool, allow_pickle: bool,
          device: str, dry_run: bool = False, junit: Path | None = None, executor: str = "local",
          address: str | None = None, wait: bool = False) -> None:
-    from cinekit.render.plan import Planner
+    import time
+
+    from cinekit.render.plan import Planner, ShotFailure
     from cinekit.render.run import plan_batch, render_batch
 
+    started = time.perf_counter()  # the summary reports the command's wall time, not the batch's
     if fmt not in CLIP_FORMATS:
         raise typer.BadParameter(f"{fmt!r}: choose one of {', '.join(CLIP_FORMATS)}", param_hint="--format")
     if executor not in ("local", "ray"):
@@ -58,45 +83,60 @@ def _run(targets: list[Path], *, kind: str | None, shot_ids: list[str], engine: 
     project = _project(targets, allow_outside_paths, allow_pickle)
     if not project.shotlists:
         raise UserError("no shot lists to render", hint="add shots/<episode>.yaml or name one on the command line")
-    jobs = [p.job for p in Planner(project, engine_override=engine).plan(shot_ids or None, kind)]
-    if not jobs:
+    runtime = _runtime(project, device, allow_pickle)
+    planner = Planner(project, engine_override=engine, files=runtime.files, cache_dir=runtime.cache_dir,
+                      debug=runtime.debug)
+    items = planner.plan_all(shot_ids or None, kind)
+    failures = [i for i in items if isinstance(i, ShotFailure)]
+    if failures and fail_fast:
+        from cinekit.errors import CinekitError, EngineError
+
+        first = failures[0].exception
+        raise first if isinstance(first, CinekitError) else EngineError(failures[0].error)
+    jobs = [i.job for i in items if not isinstance(i, ShotFailure)]
+    if not items:
         raise UserError(f"no {kind or ''} shots to render".replace("  ", " "))
     out_dir = Path(out).resolve() if out else project.output_dir
     if dry_run:
-        plan = plan_batch(project, jobs, out_dir, fmt, force=force)
+        plan = plan_batch(project, jobs, out_dir, fmt, force=force, digests=runtime.files)
         if ci:
             for p in plan:
                 console().print(f"{'render' if p.run else 'skip  '} {p.job.output} ({p.job.engine}): {p.reason}",
                                 markup=False)
-            console().print(f"{sum(p.run for p in plan)} to render, {sum(not p.run for p in plan)} cached", markup=False)
+            for f in failures:
+                console().print(f"fail   {_failed_outcome(project, f).job.output}: {f.error}", markup=False)
+            console().print(f"{sum(p.run for p in plan)} to render, {sum(not p.run for p in plan)} cached"
+                            + (f", {len(failures)} cannot be planned" if failures else ""), markup=False)
         else:
             console().print(dry_run_table(plan, out_dir))
+            print_failures([_failed_outcome(project, f) for f in failures])
         return
-    runtime = _runtime(project, device, allow_pickle)
     runtime.out_dir = out_dir  # where earlier shots are found (continue_from), also with --out
     from cinekit.render.executors import make_executor
 
-    progress = RichProgress(len(jobs), plain=ci)
+    progress = RichProgress(len(items), plain=ci)
     warn = lambda message: err_console().print(f"[yellow]warning:[/] {message}", highlight=False)  # noqa: E731
+    for f in failures:
+        progress.job_finished(_failed_outcome(project, f))
     try:
         report = render_batch(runtime, jobs, out_dir, fmt, force=force, fail_fast=fail_fast, progress=progress,
                               executor=make_executor(executor, runtime, address, warn=warn), wait=wait,
-                              on_wait=progress.waiting)
+                              on_wait=progress.waiting, gates=ci)
     finally:
         progress.close()
     if report.lock_taken_over:
         from cinekit.render.lock import describe
 
         warn(f"took over the lock left by {describe(report.lock_taken_over)}, which is gone")
-    if ci and project.config.gates:
-        from cinekit.render.gating import apply_gates
-
-        apply_gates(project, report.outcomes, out_dir, fmt)
-    console().print(summary_table(report.outcomes, out_dir, report.seconds))
-    print_failures(report.outcomes)
+    by_job = {id(o.job): o for o in report.outcomes}
+    outcomes = [_failed_outcome(project, i) if isinstance(i, ShotFailure) else by_job[id(i.job)]
+                for i in items if isinstance(i, ShotFailure) or id(i.job) in by_job]
+    seconds = time.perf_counter() - started
+    console().print(summary_table(outcomes, out_dir, seconds))
+    print_failures(outcomes)
     if junit:
-        write_junit(junit, report.outcomes, report.seconds)
-    failed = [o for o in report.outcomes if o.status == "failed"]
+        write_junit(junit, outcomes, seconds)
+    failed = [o for o in outcomes if o.status == "failed"]
     if failed:
         raise typer.Exit(max(o.exit_code for o in failed))
 
@@ -139,7 +179,8 @@ def register(app: typer.Typer) -> None:
     pickle_opt = typer.Option(False, help="Accept pickle model files (.ckpt/.bin/.pt): unsafe.")
     device_opt = typer.Option("auto", help="auto | cpu | cuda | cuda:N | mps")
     ci_opt = typer.Option(False, "--ci", help="Plain log lines, no progress bars.")
-    fail_fast_opt = typer.Option(False, "--fail-fast", help="Stop at the first failing shot.")
+    fail_fast_opt = typer.Option(False, "--fail-fast", help="Stop at the first failing shot (default: render the "
+                                 "others, list the failures at the end, exit non-zero).")
     wait_opt = typer.Option(False, "--wait", help="If another render holds the output folder, wait for it.")
 
     @app.command()

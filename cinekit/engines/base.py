@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Protocol
 
 import numpy as np
 
@@ -38,6 +38,88 @@ class RenderResult:
 ProgressFn = Callable[[int, int], None]  # (done, total) in the engine's own unit (frames, steps)
 
 
+@dataclass
+class Frame:
+    """One output frame as an engine streams it.
+
+    ``image`` (H, W, 3) uint8; ``extras`` one (H, W, 3) uint8 per side output named in the
+    stream's ``extras``; ``masks`` (characters, H, W) bool on the frames the writer keeps masks
+    for (``FrameStream.mask_frames``), None on the others.
+    """
+
+    image: np.ndarray
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
+    masks: np.ndarray | None = None
+
+
+@dataclass
+class FrameStream:
+    """What a streaming engine returns: frames produced one at a time, as the writer pulls them.
+
+    The writer encodes each frame as it comes and keeps only the masks of ``mask_frames``, so
+    memory does not grow with the clip's length. ``extras``/``masks`` are known before the
+    first frame (the writer opens one file per output up front).
+    """
+
+    frames: Iterator[Frame]
+    extras: tuple[str, ...] = ()
+    masks: bool = False
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def mask_frames(job: "Job") -> frozenset[int]:
+    """The frames whose character masks are written next to the output (``score.regions``)."""
+    from cinekit.score.regions import subsample
+
+    return frozenset(int(i) for i in subsample(job.frames))
+
+
+def stream_of(result: RenderResult, keep_masks: Iterable[int] | None = None) -> FrameStream:
+    """A whole ``RenderResult`` as a stream (engines that render a clip at once, e.g. diffusion)."""
+    keep = None if keep_masks is None else frozenset(keep_masks)
+
+    def frames() -> Iterator[Frame]:
+        for f in range(len(result.frames)):
+            masks = None
+            if result.masks is not None and (keep is None or f in keep):
+                masks = result.masks[f]
+            yield Frame(result.frames[f], {k: v[f] for k, v in result.extras.items()}, masks)
+
+    return FrameStream(frames(), tuple(result.extras), result.masks is not None, dict(result.info))
+
+
+def collect(stream: FrameStream, frames: int) -> RenderResult:
+    """A stream gathered into a ``RenderResult`` (``frames`` expected; masks needed on every frame)."""
+    images, extras, masks = None, {}, None
+    n = 0
+    for f, frame in enumerate(stream.frames):
+        if images is None:
+            images = np.empty((frames, *frame.image.shape), np.uint8)
+            extras = {k: np.empty((frames, *v.shape), np.uint8) for k, v in frame.extras.items()}
+            if stream.masks:
+                masks = np.zeros((frames, *frame.masks.shape), bool)
+        images[f] = frame.image
+        for k, v in frame.extras.items():
+            extras[k][f] = v
+        if masks is not None and frame.masks is not None:
+            masks[f] = frame.masks
+        n += 1
+    if images is None or n != frames:
+        from cinekit.errors import EngineError
+
+        raise EngineError(f"the engine produced {n} frame(s), expected {frames}")
+    return RenderResult(images, extras, masks, dict(stream.info))
+
+
+def open_stream(engine: "Engine", job: "Job", progress: ProgressFn | None = None,
+                keep_masks: Iterable[int] | None = None) -> FrameStream:
+    """Frames of ``job`` from ``engine``: streamed when it can (``stream``), else rendered whole."""
+    keep = mask_frames(job) if keep_masks is None else frozenset(keep_masks)
+    if hasattr(engine, "stream"):
+        return engine.stream(job, progress=progress, mask_frames=keep)
+    return stream_of(engine.render(job, progress=progress), keep)
+
+
 class Engine(Protocol):
     name: str
     kinds: frozenset[str]  # {"still"}, {"clip"} or both
@@ -47,6 +129,9 @@ class Engine(Protocol):
         """Raise UserError/EngineError before any heavy work if the job cannot be rendered."""
 
     def render(self, job: "Job", progress: ProgressFn | None = None) -> RenderResult: ...
+
+    # Optional: ``stream(job, progress=None, mask_frames=frozenset()) -> FrameStream`` yields the
+    # frames one at a time (constant memory per frame count); the batch renderer prefers it.
 
 
 # name -> "module:factory"; a factory takes the Runtime and returns an Engine.

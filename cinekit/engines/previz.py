@@ -166,20 +166,34 @@ class PrevizEngine:
         """Previz draws any pose; nothing can be missing once the spec validated."""
 
     def render(self, job: Job, progress=None):
-        from cinekit.engines.base import RenderResult
+        from cinekit.engines.base import collect
 
-        colours = [self._colours(c.name) for c in job.characters]
-        order = sorted(range(len(job.characters)), key=lambda i: (job.characters[i].z, i))
-        control = draw_control_frames(job.pose, job.width, job.height)
-        frames = np.empty((job.frames, job.height, job.width, 3), np.uint8)
-        masks = np.zeros((job.frames, len(job.characters), job.height, job.width), bool)
-        for f in range(job.frames):
-            canvas = background(job.background, job.width, job.height)
-            for i in order:
-                mask = np.zeros((job.height, job.width), np.uint8)
-                draw_mannequin(canvas, job.pose[f, i], colours[i], mask)
-                masks[f, i] = mask > 127
-            frames[f] = burn_in(canvas, job, f)
-            if progress:
-                progress(f + 1, job.frames)
-        return RenderResult(frames=frames, extras={"control": control}, masks=masks)
+        return collect(self.stream(job, progress, mask_frames=range(job.frames)), job.frames)
+
+    def stream(self, job: Job, progress=None, mask_frames=frozenset()):
+        """Frames one at a time (the writer encodes each as it comes); masks on ``mask_frames``."""
+        from cinekit.engines.base import FrameStream
+
+        colours = [self._colours(c.name) for c in job.characters]  # before the first frame: errors early
+        keep = frozenset(mask_frames)
+        read = getattr(getattr(self.runtime, "files", None), "read", None)
+        backdrop = background(job.background, job.width, job.height, read=read)
+
+        def frames():
+            from cinekit.engines.base import Frame
+
+            order = sorted(range(len(job.characters)), key=lambda i: (job.characters[i].z, i))
+            for f in range(job.frames):
+                canvas = backdrop.copy()
+                masks = np.zeros((len(job.characters), job.height, job.width), bool) if f in keep else None
+                for i in order:  # a mask is drawn only on the frames whose masks are kept
+                    mask = np.zeros((job.height, job.width), np.uint8) if masks is not None else None
+                    draw_mannequin(canvas, job.pose[f, i], colours[i], mask)
+                    if masks is not None:
+                        masks[i] = mask > 127
+                control = draw_control_frames(job.pose[f:f + 1], job.width, job.height)[0]
+                yield Frame(burn_in(canvas, job, f), {"control": control}, masks)
+                if progress:
+                    progress(f + 1, job.frames)
+
+        return FrameStream(frames(), extras=("control",), masks=True)

@@ -186,3 +186,37 @@ class PuppetEngine:
             if progress:
                 progress(f + 1, job.frames)
         return RenderResult(frames=frames, masks=masks, extras={}, info={"engine": "puppet", "version": self.version})
+
+    def stream(self, job: Job, progress=None, mask_frames=frozenset()):
+        """``render`` one frame at a time (the writer encodes each as it comes: memory does not
+        grow with the clip's length); masks only on ``mask_frames``. Same pixels as ``render``."""
+        from cinekit.engines.base import Frame, FrameStream
+        from cinekit.render.background import background
+
+        self.check_inputs(job)
+        puppets = [self.puppet(c.name, c.view, c.mirror) for c in job.characters]
+        read = getattr(getattr(self.runtime, "files", None), "read", None)
+        base = background(job.background, job.width, job.height, read=read).astype(np.float32)
+        keep = frozenset(mask_frames)
+
+        class _OneFrame:  # stands in for render_frame's (frames, C, H, W) masks: keeps one frame's
+            def __init__(self, c: int):
+                self.masks = np.zeros((c, job.height, job.width), bool)
+
+            def __setitem__(self, key, value):
+                self.masks[key[1]] = value
+
+        def frames():
+            for f in range(job.frames):
+                canvas = base.copy()
+                holder = _OneFrame(len(job.characters)) if f in keep else None
+                self.render_frame(job, f, puppets, canvas, holder)
+                t = time.perf_counter()
+                np.clip(canvas + 0.5, 0, 255, out=canvas)
+                image = canvas.astype(np.uint8)
+                self._tick("composite", t)
+                yield Frame(image, {}, holder.masks if holder is not None else None)
+                if progress:
+                    progress(f + 1, job.frames)
+
+        return FrameStream(frames(), extras=(), masks=True, info={"engine": "puppet", "version": self.version})

@@ -8,9 +8,11 @@ reference latents) is cached by the diffusers modules keyed on ``Reference.sha25
 from __future__ import annotations
 
 import hashlib
+import io
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from PIL import Image
@@ -80,20 +82,38 @@ def resolve(spec_path: Path, rel: str) -> Path:
     return (Path(spec_path).parent / rel).resolve()
 
 
-def _load_reference(spec_path: Path, image: str, view: str, mask: str | None) -> Reference:
+Reader = Callable[[Path], bytes]  # a file's bytes (the render's input snapshot, so the bytes hashed are the bytes drawn)
+
+
+def _read_bytes(path: Path) -> bytes:
+    return Path(path).read_bytes()
+
+
+def _decode(path: Path, data: bytes, mode: str) -> np.ndarray:
+    """An image's pixels in ``mode`` from its bytes; a file that is not a (whole) image is the
+    user's error, named by its path."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return np.asarray(im.convert(mode)).copy()
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        reason = str(exc).split(" <_io.BytesIO")[0]  # Pillow names the buffer, not the file
+        raise UserError(f"{path}: cannot read it as an image ({reason})", hint="give a PNG, JPEG or WebP file") from None
+
+
+def _load_reference(spec_path: Path, image: str, view: str, mask: str | None, read: Reader = _read_bytes) -> Reference:
     path = resolve(spec_path, image)
-    digest = hashlib.sha256(path.read_bytes())
-    with Image.open(path) as im:
-        rgba = np.asarray(im.convert("RGBA")).copy()
+    data = read(path)  # read once: hashed and decoded from the same bytes
+    digest = hashlib.sha256(data)
+    rgba = _decode(path, data, "RGBA")
     if mask:
         mask_path = resolve(spec_path, mask)
-        digest.update(mask_path.read_bytes())
-        with Image.open(mask_path) as m:
-            m = m.convert("L")
-            if m.size != (rgba.shape[1], rgba.shape[0]):
-                raise UserError(f"{mask_path}: mask is {m.size[0]}x{m.size[1]}, image is {rgba.shape[1]}x{rgba.shape[0]}",
-                                hint="a reference mask must have the same size as its image")
-            fig = np.asarray(m) > 127
+        mask_data = read(mask_path)
+        digest.update(mask_data)
+        m = _decode(mask_path, mask_data, "L")
+        if m.shape != rgba.shape[:2]:
+            raise UserError(f"{mask_path}: mask is {m.shape[1]}x{m.shape[0]}, image is {rgba.shape[1]}x{rgba.shape[0]}",
+                            hint="a reference mask must have the same size as its image")
+        fig = m > 127
         # With a separate mask, the mask defines the figure (an opaque scan becomes a cut-out).
         rgba[..., 3] = np.where(fig, rgba[..., 3], 0)
     else:
@@ -104,7 +124,8 @@ def _load_reference(spec_path: Path, image: str, view: str, mask: str | None) ->
     return Reference(path=path, view=view, rgba=rgba, mask=fig, sha256=digest.hexdigest())
 
 
-def load_rig(spec: CharacterSpec, spec_path: Path) -> tuple[np.ndarray | None, dict[str, tuple[float, float]]]:
+def load_rig(spec: CharacterSpec, spec_path: Path,
+             read: Reader = _read_bytes) -> tuple[np.ndarray | None, dict[str, tuple[float, float]]]:
     """The rig as a COCO-18 ``(18, 2)`` array on references[0] (pixels) plus extra named joints."""
     if spec.rig is None:
         return None, {}
@@ -119,7 +140,7 @@ def load_rig(spec: CharacterSpec, spec_path: Path) -> tuple[np.ndarray | None, d
         return pose, extra
     from cinekit.pose.rig_file import load_rig_mapping  # the rig's `map:` (extra limbs)
 
-    mapping = load_rig_mapping(resolve(spec_path, spec.rig.from_), getattr(spec.rig, "map", None))
+    mapping = load_rig_mapping(resolve(spec_path, spec.rig.from_), getattr(spec.rig, "map", None), read)
     return mapping.humanoid.copy(), dict(mapping.extra)
 
 
@@ -145,9 +166,9 @@ def dominant_colours(rgba: np.ndarray, mask: np.ndarray, k: int = 5) -> list[tup
     return out
 
 
-def load_identity(spec: CharacterSpec, spec_path: Path) -> Identity:
-    references = [_load_reference(spec_path, r.image, r.view, r.mask) for r in spec.references]
-    rig, extra = load_rig(spec, spec_path)
+def load_identity(spec: CharacterSpec, spec_path: Path, read: Reader = _read_bytes) -> Identity:
+    references = [_load_reference(spec_path, r.image, r.view, r.mask, read) for r in spec.references]
+    rig, extra = load_rig(spec, spec_path, read)
     if spec.palette:
         palette = [parse_color(c) for c in spec.palette]
     else:
@@ -158,8 +179,9 @@ def load_identity(spec: CharacterSpec, spec_path: Path) -> Identity:
 class IdentityStore:
     """Loads each character's identity once per run (thread-safe), by name."""
 
-    def __init__(self, characters: dict[str, tuple[CharacterSpec, Path]]):
+    def __init__(self, characters: dict[str, tuple[CharacterSpec, Path]], read: Reader = _read_bytes):
         self._characters = characters
+        self._read = read
         self._loaded: dict[str, Identity] = {}
         self._lock = threading.Lock()
         self.loads = 0  # how many identities were actually read from disk (tests assert on it)
@@ -168,6 +190,6 @@ class IdentityStore:
         with self._lock:
             if name not in self._loaded:
                 spec, path = self._characters[name]
-                self._loaded[name] = load_identity(spec, path)
+                self._loaded[name] = load_identity(spec, path, self._read)
                 self.loads += 1
             return self._loaded[name]

@@ -11,10 +11,13 @@ from cinekit.errors import UserError
 from cinekit.pose.rig_map import RigMapError, RigMapping, map_skeleton, unmapped_message
 
 
-def read_skeleton(cfg_path: Path) -> list:
-    """The ``skeleton`` list of a ``char_cfg.yaml``; ``RigMapError`` if there is none."""
+def read_skeleton(cfg_path: Path, read=None) -> list:
+    """The ``skeleton`` list of a ``char_cfg.yaml``; ``RigMapError`` if there is none.
+
+    ``read`` (path -> bytes) lets a render hash and parse the same bytes (its input snapshot)."""
     try:
-        cfg = yaml.safe_load(Path(cfg_path).read_text(encoding="utf-8"))
+        data = read(cfg_path) if read is not None else Path(cfg_path).read_bytes()
+        cfg = yaml.safe_load(data.decode("utf-8"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
@@ -24,10 +27,10 @@ def read_skeleton(cfg_path: Path) -> list:
     return cfg["skeleton"]
 
 
-def load_rig_mapping(cfg_path: Path, mapping: dict[str, str] | None = None) -> RigMapping:
+def load_rig_mapping(cfg_path: Path, mapping: dict[str, str] | None = None, read=None) -> RigMapping:
     """``char_cfg.yaml`` + ``map:`` -> ``RigMapping``; a ``UserError`` naming the file otherwise."""
     try:
-        return map_skeleton(read_skeleton(cfg_path), mapping)
+        return map_skeleton(read_skeleton(cfg_path, read), mapping)
     except RigMapError as exc:
         where = f"rig.map.{exc.key}" if exc.key else "rig.from"
         raise UserError(f"{cfg_path}: {where}: {exc}", hint=exc.hint) from None

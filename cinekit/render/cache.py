@@ -41,18 +41,46 @@ KEY_VERSION = "1"              # bump when the key's recipe changes
 
 
 class FileDigests:
-    """Digests of input files, memoised by ``(path, size, mtime_ns)`` for the whole run."""
+    """The run's snapshot of its input files: each file's bytes are read once, hashed, and the
+    same bytes are handed to whoever reads the file later in the run (``read``).
+
+    So the digest in a job's key is the digest of the bytes the engine drew with, even if the
+    file is edited while the batch runs (the edit is seen by the next run). The first
+    observation of a path wins for the whole run (memoised by path, not by mtime).
+
+    Files above ``large_file`` (model checkpoints) are fingerprinted by (path, size, mtime) and
+    not kept in memory; readers that open files by path themselves (motion files, videos,
+    model folders) are checked with ``unchanged`` after reading.
+    """
 
     def __init__(self, large_file: int = LARGE_FILE):
         self.large_file = large_file
-        self._memo: dict[tuple[str, int, int], str] = {}
+        self._memo: dict[str, str] = {}
+        self._bytes: dict[str, bytes] = {}
+        self._stat: dict[str, tuple[int, int]] = {}
         self.reads = 0  # files actually hashed by content (tests assert on it)
+
+    def read(self, path: Path) -> bytes:
+        """The file's bytes as first read in this run (the bytes its digest was taken from)."""
+        key = str(Path(path).resolve())
+        data = self._bytes.get(key)
+        if data is None:
+            data = Path(key).read_bytes()
+            if len(data) <= self.large_file:
+                self._bytes[key] = data
+                if key not in self._memo:
+                    self._memo[key] = "sha256:" + hashlib.sha256(data).hexdigest()
+                    self.reads += 1
+        return data
 
     def digest(self, path: Path) -> str:
         """``sha256:<hex>`` of the bytes, ``stat:<hex>`` for a large file, ``missing`` if absent.
 
         A folder (a diffusers model folder, a PNG sequence) digests its files' names and digests.
         """
+        fast = self._memo.get(str(path))  # the same path string again: no syscalls
+        if fast is not None:
+            return fast
         path = Path(path)
         try:
             st = path.stat()
@@ -62,16 +90,31 @@ class FileDigests:
             h = hashlib.sha256()
             for f in sorted(p for p in path.rglob("*") if p.is_file()):
                 h.update(f.relative_to(path).as_posix().encode() + b"\0" + self.digest(f).encode() + b"\0")
-            return "dir:" + h.hexdigest()
-        memo_key = (str(path), st.st_size, st.st_mtime_ns)
-        if memo_key not in self._memo:
+            self._memo[str(path)] = "dir:" + h.hexdigest()
+            return self._memo[str(path)]
+        key = str(path.resolve())
+        if key not in self._memo:
+            self._stat[key] = (st.st_size, st.st_mtime_ns)
             if st.st_size > self.large_file:
                 text = f"{path}\0{st.st_size}\0{st.st_mtime_ns}".encode()
-                self._memo[memo_key] = "stat:" + hashlib.sha256(text).hexdigest()
+                self._memo[key] = "stat:" + hashlib.sha256(text).hexdigest()
             else:
-                self._memo[memo_key] = "sha256:" + file_sha256(path)
-                self.reads += 1
-        return self._memo[memo_key]
+                self.read(path)
+        if path.is_absolute():
+            self._memo[str(path)] = self._memo[key]
+        return self._memo[key]
+
+    def unchanged(self, path: Path) -> bool:
+        """Is ``path`` still as it was when first digested (size and mtime)? For readers that
+        open a file by path after its digest was taken."""
+        key = str(Path(path).resolve())
+        if key not in self._stat:
+            return True
+        try:
+            st = Path(key).stat()
+        except OSError:
+            return False
+        return (st.st_size, st.st_mtime_ns) == self._stat[key]
 
 
 def file_sha256(path: Path) -> str:
@@ -108,21 +151,36 @@ def character_files(spec, spec_path: Path) -> list[Path]:
     return out
 
 
-def motion_files(project, job: Job) -> list[Path]:
+def shot_index(project) -> dict[tuple[Path, str], Any]:
+    """``{(shot list path, shot id): shot}`` (and ``{job.shotlist: resolved path}``) of the project:
+    built once per batch, so finding a job's shot is O(1) (a scan of the list per job made a
+    10,000-shot batch quadratic)."""
+    index: dict = {}
+    for list_path, shot_list in project.shotlists.items():
+        resolved = Path(list_path).resolve()
+        index[project.rel(resolved)] = resolved  # a job's ``shotlist`` -> the resolved path
+        for shot in shot_list.shots:
+            if shot is not None:
+                index[(resolved, shot.id)] = shot
+    return index
+
+
+def motion_files(project, job: Job, shots: dict | None = None) -> list[Path]:
     """Motion files (BVH, OpenPose JSON, videos) named by the pose specs of the job's shot."""
     from cinekit.spec.models import PoseSpec
 
-    list_path = (project.root / job.shotlist).resolve()
-    shot_list = project.shotlists.get(list_path)
-    if shot_list is None:
+    if shots is None:
+        shots = shot_index(project)
+    list_path = shots.get(job.shotlist)  # resolved once per list (``shot_index``)
+    if list_path is None:
+        list_path = (project.root / job.shotlist).resolve()
+    shot = shots.get((list_path, job.shot_id))
+    if shot is None:
         return []
     out = []
-    for shot in shot_list.shots:
-        if shot is None or shot.id != job.shot_id:
-            continue
-        for ch in shot.characters:
-            if isinstance(ch.pose, PoseSpec) and ch.pose.source in ("bvh", "openpose", "video", "detect"):
-                out.append((list_path.parent / getattr(ch.pose, ch.pose.source)).resolve())
+    for ch in shot.characters:
+        if isinstance(ch.pose, PoseSpec) and ch.pose.source in ("bvh", "openpose", "video", "detect"):
+            out.append((list_path.parent / getattr(ch.pose, ch.pose.source)).resolve())
     return out
 
 
@@ -141,16 +199,25 @@ def model_files(project, job: Job) -> dict[str, str]:
     return {k: v for k, v in named.items() if v}
 
 
-def job_inputs(project, job: Job, digests: FileDigests) -> dict[str, str]:
-    """``{project-relative path: digest}`` of every input file the job reads (sorted keys)."""
+def job_inputs(project, job: Job, digests: FileDigests, shots: dict | None = None,
+               memo: dict | None = None) -> dict[str, str]:
+    """``{project-relative path: digest}`` of every input file the job reads (sorted keys).
+
+    ``memo`` (one dict per batch) keeps each character's entries, so 10,000 jobs of one
+    character resolve its paths once.
+    """
+    memo = {} if memo is None else memo
     paths: list[Path] = []
+    out: dict[str, str] = {}
     for ch in job.characters:
-        spec, spec_path = project.characters[ch.name]
-        paths += character_files(spec, spec_path)
+        if ("character", ch.name) not in memo:
+            spec, spec_path = project.characters[ch.name]
+            memo[("character", ch.name)] = {_rel(project, p): digests.digest(p) for p in character_files(spec, spec_path)}
+        out.update(memo[("character", ch.name)])
     if isinstance(job.background, str):
         paths.append(Path(job.background))
-    paths += motion_files(project, job)
-    out = {_rel(project, p): digests.digest(p) for p in paths}
+    paths += motion_files(project, job, shots)
+    out.update({_rel(project, p): digests.digest(p) for p in paths})
     for label, value in model_files(project, job).items():
         path = (project.root / value).resolve()
         if path.exists():
@@ -161,11 +228,14 @@ def job_inputs(project, job: Job, digests: FileDigests) -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------- keys
-def portable_record(project, job: Job) -> dict[str, Any]:
+def portable_record(project, job: Job, memo: dict | None = None) -> dict[str, Any]:
     """The job record with absolute paths inside the project made relative."""
+    memo = {} if memo is None else memo
     rec = job.to_record()
     for ch in rec["characters"]:
-        ch["spec_path"] = _rel(project, ch["spec_path"])
+        if ("rel", ch["spec_path"]) not in memo:
+            memo[("rel", ch["spec_path"])] = _rel(project, ch["spec_path"])
+        ch["spec_path"] = memo[("rel", ch["spec_path"])]
     if isinstance(rec["background"], str):
         rec["background"] = _rel(project, rec["background"])
     return rec
@@ -183,12 +253,14 @@ class KeyInfo:
     parts: dict[str, Any] = field(default_factory=dict)
 
 
-def job_key(project, job: Job, engine_version: str, fmt: str, digests: FileDigests) -> KeyInfo:
+def job_key(project, job: Job, engine_version: str, fmt: str, digests: FileDigests,
+            shots: dict | None = None, memo: dict | None = None) -> KeyInfo:
     fmt = fmt if job.kind == "clip" else "png"
+    memo = {} if memo is None else memo
     parts = {
         "key_version": KEY_VERSION,
-        "job": _digest_json(portable_record(project, job)),
-        "inputs": job_inputs(project, job, digests),
+        "job": _digest_json(portable_record(project, job, memo)),
+        "inputs": job_inputs(project, job, digests, shots, memo),
         "engine": {"name": job.engine, "version": engine_version},
         "cinekit": __version__,
         "format": fmt,
@@ -217,7 +289,8 @@ def engine_version(name: str) -> str:
 def read_sidecar(path: Path) -> dict[str, Any] | None:
     """The sidecar record, or None when absent or unreadable (an uncommitted job)."""
     try:
-        record = json.loads(Path(path).read_text())
+        with open(path, encoding="utf-8") as fh:
+            record = json.load(fh)
     except (OSError, ValueError):
         return None
     return record if isinstance(record, dict) and "key" in record and "files" in record else None
@@ -225,12 +298,13 @@ def read_sidecar(path: Path) -> dict[str, Any] | None:
 
 def stat_signature(path: Path) -> list[int] | None:
     """``[size, mtime_ns]`` of a file; for a folder, of its newest file and the total size."""
-    path = Path(path)
+    import stat as stat_
+
     try:
-        if path.is_dir():
-            sts = [f.stat() for f in path.iterdir() if f.is_file()]
+        st = os.stat(path)  # one syscall for the common case (a file)
+        if stat_.S_ISDIR(st.st_mode):
+            sts = [f.stat() for f in Path(path).iterdir() if f.is_file()]
             return [sum(s.st_size for s in sts), max((s.st_mtime_ns for s in sts), default=0), len(sts)]
-        st = path.stat()
     except OSError:
         return None
     return [st.st_size, st.st_mtime_ns]
@@ -276,6 +350,7 @@ def _explain(old: dict[str, Any], new: dict[str, Any]) -> str:
 class Freshness:
     fresh: bool
     reason: str          # "cached" | "new" | "spec changed" | "input X changed" | "output missing" | ...
+    record: dict[str, Any] | None = None  # the sidecar record, when it was read
 
 
 def check(sidecar: Path, info: KeyInfo) -> Freshness:
@@ -283,20 +358,21 @@ def check(sidecar: Path, info: KeyInfo) -> Freshness:
     unless a file's size or mtime changed since it was written."""
     record = read_sidecar(sidecar)
     if record is None:
-        return Freshness(False, "new")
+        return Freshness(False, "damaged record" if Path(sidecar).exists() else "new")
     if record.get("key") != info.key:
         return Freshness(False, _explain(record.get("key_parts") or {}, info.parts))
-    folder = Path(sidecar).parent
+    folder = os.path.dirname(sidecar)
     stats = record.get("stat", {})
     for name, sha in record["files"].items():
-        path = folder / name
-        if not path.exists():
+        path = os.path.join(folder, name)
+        now = stat_signature(path)
+        if now is None:
             return Freshness(False, f"output missing ({name})")
-        if stats.get(name) is not None and stat_signature(path) == stats[name]:
+        if stats.get(name) is not None and now == stats[name]:
             continue
         if output_sha256(path) != sha:
             return Freshness(False, f"output changed ({name})")
-    return Freshness(True, "cached")
+    return Freshness(True, "cached", record)
 
 
 def pending_path(sidecar: Path) -> Path:
@@ -305,9 +381,10 @@ def pending_path(sidecar: Path) -> Path:
     return sidecar.with_name(f".{sidecar.stem}.pending.json")
 
 
-def clear_pending(sidecar: Path) -> None:
+def clear_pending(sidecar: Path | str) -> None:
     """Remove a journal left by a run killed between the sidecar and the journal's removal."""
+    folder, name = os.path.split(os.fspath(sidecar))  # strings: this runs once per cached job
     try:
-        os.unlink(pending_path(sidecar))
+        os.unlink(os.path.join(folder, f".{name[:-5] if name.endswith('.json') else name}.pending.json"))
     except FileNotFoundError:
         pass

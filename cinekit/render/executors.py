@@ -6,7 +6,9 @@ driver (``cinekit.render.run``) writes every output with the same ``write_result
 local and the Ray executor produce the same bytes by construction.
 
 - ``LocalExecutor``: in this process, one engine instance per engine name, kept for the
-  whole batch; per-frame/step progress.
+  whole batch; per-frame/step progress. It hands ``Events.done`` a ``FrameStream``: the
+  engine's frames are produced while the driver encodes them (memory flat in clip length),
+  so an engine error may also surface inside ``done``, where it fails the job the same way.
 - ``RayExecutor``: a Ray cluster (``ray.init()`` locally, or ``address=``). One actor pool per
   engine + model group; each actor builds its Runtime and engine once and keeps them loaded
   between jobs, so a pipeline loads once per actor. The pool is sized by the cluster's
@@ -24,9 +26,10 @@ from __future__ import annotations
 import time
 import traceback
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
-from cinekit.engines.base import RenderResult, create_engine
+from cinekit.engines.base import FrameStream, RenderResult, create_engine, open_stream
 from cinekit.errors import CinekitError, EngineError, UserError
 from cinekit.job import Job
 
@@ -70,16 +73,27 @@ class Executor(Protocol):
     def run(self, groups: list[Group], events: Events) -> None: ...
 
 
-def render_one(engine, job: Job, progress=None) -> RenderResult:
-    """The engine's part of a job, identical in every executor: kind, check_inputs, render."""
+def render_one(engine, job: Job, progress=None, stream: bool = False) -> RenderResult | FrameStream:
+    """The engine's part of a job, identical in every executor: kind, check_inputs, render.
+
+    ``stream=True`` (the local executor) returns a ``FrameStream``: the engine's frames are
+    produced while the writer encodes them, so a clip is never held whole in memory. The Ray
+    executor ships whole results through the object store instead.
+    """
     if job.kind not in engine.kinds:
         raise EngineError(f"the {job.engine} engine cannot render a {job.kind}")
     engine.check_inputs(job)
+    if stream:
+        return open_stream(engine, job, progress=progress)
     return engine.render(job, progress=progress)
 
 
 def describe_exception(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
+    """An unexpected error of one job, in one line: where it was raised, never a traceback
+    (``CINEKIT_DEBUG=1`` lets it propagate with its traceback)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+    return f"{type(exc).__name__}: {exc}{where}; run with CINEKIT_DEBUG=1 for the traceback"
 
 
 class LocalExecutor:
@@ -99,7 +113,8 @@ class LocalExecutor:
                     if job.engine not in self.engines:
                         self.engines[job.engine] = create_engine(job.engine, self.runtime)
                     engine = self.engines[job.engine]
-                    result = render_one(engine, job, progress=lambda d, t, task=task: events.progress(task, d, t))
+                    result = render_one(engine, job, progress=lambda d, t, task=task: events.progress(task, d, t),
+                                        stream=True)
                 except CinekitError as exc:
                     go_on = events.failed(task, exc.format(), exc.exit_code, time.perf_counter() - start)
                 except Exception as exc:  # noqa: BLE001 - one broken shot must not stop the batch

@@ -84,6 +84,13 @@ class FolderLock:
         time.sleep(self.poll)
 
     def acquire(self) -> "FolderLock":
+        try:
+            return self._acquire()
+        except OSError as exc:  # a read-only or missing-permission folder is the user's to fix, not a crash
+            raise UserError(f"cannot write into {self.folder}: {exc.strerror or exc}",
+                            hint="check the folder's permissions, or render into another folder with --out") from None
+
+    def _acquire(self) -> "FolderLock":
         self.folder.mkdir(parents=True, exist_ok=True)
         start, waited = time.monotonic(), False
         while True:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cinekit.errors import UserError
+from cinekit.errors import CinekitError, UserError
 from cinekit.job import Job, JobCharacter
 from cinekit.spec.models import CameraSpec, PoseSpec, Shot, ShotList, parse_color
 from cinekit.spec.validate import PLACEHOLDER
@@ -24,6 +24,18 @@ class PlannedShot:
     shotlist: Path
     shot: Shot
     job: Job
+
+
+@dataclass(frozen=True)
+class ShotFailure:
+    """A shot that could not be planned (a character that cannot be drawn, a broken motion
+    file): it fails alone, the other shots render."""
+
+    shotlist: Path
+    shot: Shot
+    error: str
+    exit_code: int
+    exception: BaseException | None = None
 
 
 def identity_tokens(spec) -> str:
@@ -68,26 +80,43 @@ def position_track(pose, start: float, frames: int, fps: float) -> np.ndarray:
 class Planner:
     """Builds jobs for one project; caches what several shots share (library, rigs, motion files)."""
 
-    def __init__(self, project, engine_override: str | None = None):
+    def __init__(self, project, engine_override: str | None = None, *, files=None, cache_dir: Path | None = None,
+                 debug: bool = False):
+        """``files``: the run's input snapshot (``Runtime.files``): rig files are read through it and
+        motion files checked against it; ``cache_dir``: where video tracks are cached by content."""
         from cinekit.pose.library import load_library
 
         self.project = project
         self.engine_override = engine_override
+        self.files, self.cache_dir, self.debug = files, cache_dir, debug
         self.library = load_library([project.root / "poses"])
         self._lengths: dict[str, np.ndarray] = {}
         self._torsos: dict[str, object] = {}
         self._motions: dict[tuple, object] = {}
+        self._library_motions: dict | None = None
+        self._bodies: dict[tuple, np.ndarray] = {}  # retargeted body tracks, shared by shots that repeat a pose
+        self._rels: dict[str, str] = {}
+        self._failed: dict[str, CinekitError] = {}  # characters whose rig cannot be read
 
     # -- per character ---------------------------------------------------------------
     def lengths(self, name: str) -> np.ndarray:
         """Bone lengths (body units) of a character: from its rig, else the default body."""
+        if name in self._failed:
+            raise self._failed[name]
         if name not in self._lengths:
             from cinekit.identity.core import load_rig
             from cinekit.pose.angles import DEFAULT_LENGTHS
             from cinekit.pose.retarget import lengths_from_rig, torso_from_rig
 
             spec, path = self.project.characters[name]
-            rig, _ = load_rig(spec, path)
+            try:
+                rig, _ = load_rig(spec, path, self.files.read) if self.files is not None else load_rig(spec, path)
+            except UserError as exc:  # the rig file's own located message (rig map, skeleton list)
+                self._failed[name] = exc
+                raise
+            except (OSError, ValueError, UnicodeDecodeError) as exc:  # yaml errors are ValueErrors too
+                self._failed[name] = UserError(f"{self.project.rel(path)}: rig: cannot read it ({exc})")
+                raise self._failed[name] from None
             if rig is None:
                 self._lengths[name] = DEFAULT_LENGTHS.copy()
             else:
@@ -125,7 +154,9 @@ class Planner:
         from cinekit.pose.library import load_motions
         from cinekit.pose.motion import Motion, resample
 
-        poses, motion_fps = load_motions([self.project.root / "poses"])[name]
+        if self._library_motions is None:  # parsed once per run, not once per shot
+            self._library_motions = load_motions([self.project.root / "poses"])
+        poses, motion_fps = self._library_motions[name]
         motion = Motion(poses, motion_fps, source=name)
         return resample(motion, fps, start=pose.start, end=pose.end, speed=pose.speed, loop=pose.loop, frames=frames)
 
@@ -135,18 +166,40 @@ class Planner:
         path = (list_path.parent / getattr(pose, pose.source)).resolve()
         key = (pose.source, str(path), pose.view, pose.person)
         if key not in self._motions:
+            from cinekit.render.tracks import cached_track
+
+            if self.files is not None:
+                self.files.digest(path)  # the version of the file this run uses (checked after reading)
             if pose.source == "detect":
-                from cinekit.pose.detect import detect_poses
+                from cinekit.pose.detect import body_weights_path, detect_poses
 
                 annot = (self.project.root / self.project.config.annotators).resolve()
-                self._motions[key] = detect_poses(path, annot)
+                weights = self.files.digest(body_weights_path(annot)) if self.files is not None else None
+                motion = cached_track(path, "detect", {"person": pose.person, "weights": weights},
+                                      lambda: detect_poses(path, annot, person=pose.person),
+                                      files=self.files, cache_dir=self.cache_dir)
+            elif pose.source == "video":  # decoding a skeleton video is slow: cached by content
+                motion = cached_track(path, "video", {"person": pose.person},
+                                      lambda: import_motion(path, person=pose.person),
+                                      files=self.files, cache_dir=self.cache_dir)
             elif pose.source == "bvh":
-                self._motions[key] = import_motion(path, view=pose.view)
+                motion = import_motion(path, view=pose.view)
             else:
-                self._motions[key] = import_motion(path, person=pose.person)
+                motion = import_motion(path, person=pose.person)
+            if self.files is not None and not self.files.unchanged(path):
+                raise UserError(f"{self.project.rel(path)} changed while it was being read",
+                                hint="run the command again")
+            self._motions[key] = motion
         motion = self._motions[key]
         poses = resample(motion, fps, start=pose.start, end=pose.end, speed=pose.speed, loop=pose.loop, frames=frames)
         return to_body_space(poses)
+
+    def _rel(self, path: Path) -> str:
+        """``project.rel`` memoised (it resolves the path: syscalls, once per list, not per shot)."""
+        key = str(path)
+        if key not in self._rels:
+            self._rels[key] = self.project.rel(path)
+        return self._rels[key]
 
     # -- per shot --------------------------------------------------------------------
     def plan_shot(self, list_path: Path, shot_list: ShotList, shot: Shot) -> Job:
@@ -174,12 +227,19 @@ class Planner:
 
         tracks, characters = [], []
         for ch in shot.characters:
-            body = self.body_track(ch.pose, frames, fps, list_path)
-            lengths = self.lengths(ch.name)
-            body = retarget(body, lengths, torso=self._torsos.get(ch.name))
-            if ch.mirror:
-                body = mirror(body, 0.0)
-            tracks.append(body)
+            # A storyboard repeats the same few poses: the retargeted track of (pose, character,
+            # frames) is computed once per run (pure functions of those, so the bytes are the same).
+            pose_key = ch.pose if isinstance(ch.pose, str) else ch.pose.model_dump_json()
+            memo = (pose_key, str(list_path), frames, fps, ch.name, ch.mirror)
+            if memo not in self._bodies:
+                body = self.body_track(ch.pose, frames, fps, list_path)
+                lengths = self.lengths(ch.name)  # also reads the rig's torso shape
+                body = retarget(body, lengths, torso=self._torsos.get(ch.name))
+                if ch.mirror:
+                    body = mirror(body, 0.0)
+                body.setflags(write=False)
+                self._bodies[memo] = body
+            tracks.append(self._bodies[memo])
             view = ch.view or (ch.pose.view if isinstance(ch.pose, PoseSpec) and ch.pose.view == "side" else "front")
             spec, spec_path = self.project.characters[ch.name]
             from cinekit.pose.camera import position_value
@@ -208,7 +268,7 @@ class Planner:
         if shot.continue_from:
             options["continue_from"] = shot.continue_from
         return Job(
-            shot_id=shot.id, shotlist=self.project.rel(list_path), kind=shot.kind, engine=engine,
+            shot_id=shot.id, shotlist=self._rel(list_path), kind=shot.kind, engine=engine,
             width=int(width), height=int(height), fps=fps, frames=frames,
             seed=int(pick("seed")), steps=int(pick("steps")), guidance=float(pick("guidance")),
             prompt=substitute_prompt(shot.prompt, self.project.characters),
@@ -219,17 +279,27 @@ class Planner:
             refine=shot.refine, raw_prompt=shot.prompt, options=options,
         )
 
-    def plan(self, shot_ids: list[str] | None = None, kind: str | None = None) -> list[PlannedShot]:
-        """Jobs for every shot of every loaded list (optionally only some ids / one kind)."""
+    def plan_all(self, shot_ids: list[str] | None = None,
+                 kind: str | None = None) -> list[PlannedShot | ShotFailure]:
+        """Jobs for every shot of every loaded list (optionally only some ids / one kind), in
+        list order; a shot that cannot be planned becomes a ``ShotFailure`` and the others go on."""
         wanted = set(shot_ids or [])
-        out = []
+        out: list[PlannedShot | ShotFailure] = []
         for list_path, shot_list in self.project.shotlists.items():
             for shot in shot_list.shots:
                 if wanted and shot.id not in wanted:
                     continue
                 if kind and shot.kind != kind:
                     continue
-                out.append(PlannedShot(list_path, shot, self.plan_shot(list_path, shot_list, shot)))
+                try:
+                    out.append(PlannedShot(list_path, shot, self.plan_shot(list_path, shot_list, shot)))
+                except CinekitError as exc:
+                    out.append(ShotFailure(list_path, shot, exc.format(), exc.exit_code, exc))
+                except Exception as exc:  # noqa: BLE001 - one shot's bad data must not stop the others
+                    if self.debug:
+                        raise
+                    out.append(ShotFailure(list_path, shot, f"cannot plan this shot: {type(exc).__name__}: {exc}", 3,
+                                           exc))
         if wanted:
             found = {p.shot.id for p in out}
             missing = sorted(wanted - found)
@@ -239,4 +309,13 @@ class Planner:
 
                 raise UserError(f"no {kind or ''} shot with id {', '.join(missing)}".replace("  ", " "),
                                 hint=suggest(missing[0], all_ids) or f"shots: {', '.join(all_ids)}")
+        return out
+
+    def plan(self, shot_ids: list[str] | None = None, kind: str | None = None) -> list[PlannedShot]:
+        """Like ``plan_all``, but the first shot that cannot be planned raises its error."""
+        out = []
+        for item in self.plan_all(shot_ids, kind):
+            if isinstance(item, ShotFailure):
+                raise item.exception if item.exception is not None else CinekitError(item.error)
+            out.append(item)
         return out

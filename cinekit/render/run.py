@@ -21,11 +21,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from cinekit.engines.base import RenderResult
+from cinekit.engines.base import FrameStream, RenderResult
 from cinekit.errors import CinekitError
 from cinekit.job import Job
 from cinekit.render import cache
-from cinekit.render.executors import Task, group_tasks
+from cinekit.render.executors import Task, describe_exception, group_tasks
 from cinekit.render.outputs import write_result
 from cinekit.render.writers import sidecar_path
 
@@ -71,10 +71,11 @@ class _Committer:
     """Executor events -> files on disk, outcomes, manifest entries, progress callbacks."""
 
     def __init__(self, out_dir: Path, fmt: str, force: bool, fail_fast: bool, progress: Progress, total: int,
-                 keys: dict[int, cache.KeyInfo], reasons: dict[int, str], manifest, debug: bool):
+                 keys: dict[int, cache.KeyInfo], reasons: dict[int, str], manifest, debug: bool,
+                 clean_temps: bool = True):
         self.out_dir, self.fmt, self.force, self.fail_fast = out_dir, fmt, force, fail_fast
         self.progress, self.total, self.keys, self.reasons = progress, total, keys, reasons
-        self.manifest, self.debug = manifest, debug
+        self.manifest, self.debug, self.clean_temps = manifest, debug, clean_temps
         self.outcomes: dict[int, Outcome] = {}
         self.count = 0
 
@@ -90,31 +91,42 @@ class _Committer:
         self.progress.job_finished(outcome)
         return not (self.fail_fast and outcome.status == "failed")
 
-    def done(self, task: Task, result: RenderResult, engine_version: str, seconds: float) -> bool:
+    def _owned(self, job: Job) -> set[str]:
+        """Files of this job that the manifest records as cinekit's (repairs a damaged sidecar)."""
+        if self.manifest is None:
+            return set()
+        files = self.manifest.files_of(job.output)
+        if files:
+            files.add(sidecar_path(Path(job.output).with_suffix(".x")).name)
+        return files
+
+    def done(self, task: Task, result: RenderResult | FrameStream, engine_version: str, seconds: float) -> bool:
+        """Write a job's files. With a ``FrameStream`` the engine renders while this writes, so an
+        engine error can surface here too: it fails this job like any other."""
         job = task.job
         start = time.perf_counter()
+        reason = self.reasons.get(task.index, "")
         try:
             extra = {"timings": {"render_s": round(seconds, 4)},
                      "rendered_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                      "pose_track": encode_pose(job.pose)}
             record = write_result(self.out_dir, job, result, self.fmt, engine_version=engine_version,
-                                  force=self.force, key=self.keys.get(task.index), extra_record=extra)
+                                  force=self.force, key=self.keys.get(task.index), extra_record=extra,
+                                  owned=self._owned(job), clean_temps=self.clean_temps)
         except CinekitError as exc:
-            return self._finish(task, Outcome(job, "failed", seconds, error=exc.format(), exit_code=exc.exit_code,
-                                              reason=self.reasons.get(task.index, "")))
-        except Exception as exc:  # noqa: BLE001 - a disk error on one job must not stop the batch
+            return self._finish(task, Outcome(job, "failed", seconds + time.perf_counter() - start,
+                                              error=exc.format(), exit_code=exc.exit_code, reason=reason))
+        except Exception as exc:  # noqa: BLE001 - a broken engine or disk on one job must not stop the batch
             if self.debug:
                 raise
-            return self._finish(task, Outcome(job, "failed", seconds, error=f"{type(exc).__name__}: {exc}",
-                                              exit_code=3, reason=self.reasons.get(task.index, "")))
-        record["timings"]["write_s"] = round(time.perf_counter() - start, 4)
+            return self._finish(task, Outcome(job, "failed", seconds + time.perf_counter() - start,
+                                              error=describe_exception(exc), exit_code=3, reason=reason))
+        elapsed = time.perf_counter() - start
         if self.manifest is not None:
-            self.manifest.update(job.output, record)
-            self.manifest.save()
+            self.manifest.append(job.output, record)
         record = slim(record)
         files = [self.out_dir / Path(job.output).parent / name for name in record["files"]]
-        return self._finish(task, Outcome(job, "rendered", seconds + time.perf_counter() - start, record,
-                                          files=files, reason=self.reasons.get(task.index, "")))
+        return self._finish(task, Outcome(job, "rendered", seconds + elapsed, record, files=files, reason=reason))
 
     def failed(self, task: Task, error: str, exit_code: int, seconds: float) -> bool:
         return self._finish(task, Outcome(task.job, "failed", seconds, error=error, exit_code=exit_code,
@@ -144,7 +156,7 @@ def render_jobs(runtime, jobs: list[Job], out_dir: Path, fmt: str = "mp4", *, fo
                 fail_fast: bool = False, progress: Progress | None = None,
                 should_skip: Callable[[Job], bool] | None = None, executor=None,
                 keys: dict[int, cache.KeyInfo] | None = None, reasons: dict[int, str] | None = None,
-                manifest=None) -> list[Outcome]:
+                manifest=None, clean_temps: bool = True) -> list[Outcome]:
     """Render every job; a failing job is recorded and the others go on (unless ``fail_fast``).
 
     ``keys``/``reasons`` (by position in ``jobs``) go into the sidecars and outcomes;
@@ -155,7 +167,7 @@ def render_jobs(runtime, jobs: list[Job], out_dir: Path, fmt: str = "mp4", *, fo
     progress = progress or Progress()
     out_dir = Path(out_dir)
     committer = _Committer(out_dir, fmt, force, fail_fast, progress, len(jobs), keys or {}, reasons or {},
-                           manifest, bool(getattr(runtime, "debug", False)))
+                           manifest, bool(getattr(runtime, "debug", False)), clean_temps)
     tasks = []
     for i, job in enumerate(jobs):
         if should_skip is not None and should_skip(job):
@@ -187,6 +199,7 @@ def plan_batch(project, jobs: list[Job], out_dir: Path, fmt: str = "mp4", *, for
     """Keys and freshness of every job; reads no output bytes unless one looks changed."""
     digests = digests or cache.FileDigests()
     versions: dict[str, str] = {}
+    shots, memo = cache.shot_index(project), {}
     out = []
     seen: dict[str, str] = {}
     for job in jobs:
@@ -198,13 +211,13 @@ def plan_batch(project, jobs: list[Job], out_dir: Path, fmt: str = "mp4", *, for
         seen[job.output] = job.shotlist
         if job.engine not in versions:
             versions[job.engine] = cache.engine_version(job.engine)
-        info = cache.job_key(project, job, versions[job.engine], fmt, digests)
+        info = cache.job_key(project, job, versions[job.engine], fmt, digests, shots, memo)
         sidecar = sidecar_path((Path(out_dir) / job.output).with_suffix(".x"))
         fresh = cache.check(sidecar, info)
         if force:
             out.append(Planned(job, info, sidecar, True, "forced" if fresh.fresh else fresh.reason))
         else:
-            out.append(Planned(job, info, sidecar, not fresh.fresh, fresh.reason))
+            out.append(Planned(job, info, sidecar, not fresh.fresh, fresh.reason, fresh.record))
     return out
 
 
@@ -221,16 +234,31 @@ class BatchReport:
 
 def render_batch(runtime, jobs: list[Job], out_dir: Path, fmt: str = "mp4", *, force: bool = False,
                  fail_fast: bool = False, progress: Progress | None = None, executor=None,
-                 wait: bool = False, on_wait=None) -> BatchReport:
-    """Lock the folder, skip up-to-date jobs, render the rest, keep the manifest current."""
+                 wait: bool = False, on_wait=None, gates: bool = False) -> BatchReport:
+    """Lock the folder, skip up-to-date jobs, render the rest, keep the manifest current.
+
+    Per job the batch does O(1) work besides its own files: temporary files of killed runs are
+    removed in one walk of the folder up front, the manifest gets one journal line per rendered
+    job and is compacted once at the end. ``gates``: score outputs against ``gates:`` of
+    cinekit.yaml (``render --ci``) under the same lock, reusing the scores a sidecar holds.
+    """
     from cinekit.render.lock import FolderLock
     from cinekit.render.manifest import Manifest
+    from cinekit.render.outputs import clear_all_temps
 
     start = time.perf_counter()
     progress = progress or Progress()
     out_dir = Path(out_dir)
+    if not getattr(runtime.project, "allow_outside_paths", False):
+        from cinekit.errors import UserError
+        from cinekit.spec.paths import HINT, outside_output_folders
+
+        linked = outside_output_folders(out_dir, {(out_dir / job.output).parent for job in jobs})
+        if linked:
+            raise UserError(f"{linked[0]} is a link to {linked[0].resolve()}, outside the output folder", hint=HINT)
     with FolderLock(out_dir, wait=wait, on_wait=on_wait) as lock:
-        plan = plan_batch(runtime.project, jobs, out_dir, fmt, force=force)
+        clear_all_temps(out_dir)
+        plan = plan_batch(runtime.project, jobs, out_dir, fmt, force=force, digests=getattr(runtime, "files", None))
         manifest = Manifest(out_dir)
         todo, keys, reasons, cached = [], {}, {}, {}
         for i, p in enumerate(plan):
@@ -239,20 +267,25 @@ def render_batch(runtime, jobs: list[Job], out_dir: Path, fmt: str = "mp4", *, f
                 todo.append(p.job)
             else:
                 cache.clear_pending(p.sidecar)
-                record = slim(cache.read_sidecar(p.sidecar) or {})
+                record = slim(p.record if p.record is not None else (cache.read_sidecar(p.sidecar) or {}))
                 manifest.update(p.job.output, record)
                 cached[i] = Outcome(p.job, "cached", record=record, reason="cached")
                 progress.job_finished(cached[i])
-        manifest.save()
-        rendered = render_jobs(runtime, todo, out_dir, fmt, force=force, fail_fast=fail_fast, progress=progress,
-                               executor=executor, keys=keys, reasons=reasons, manifest=manifest)
-        manifest.save()
-    by_job = {id(o.job): o for o in rendered}
-    outcomes = []
-    for i, p in enumerate(plan):
-        if i in cached:
-            outcomes.append(cached[i])
-        elif id(p.job) in by_job:
-            outcomes.append(by_job[id(p.job)])
-    return BatchReport(outcomes, plan, time.perf_counter() - start, lock.took_over)
+        try:
+            rendered = render_jobs(runtime, todo, out_dir, fmt, force=force, fail_fast=fail_fast, progress=progress,
+                                   executor=executor, keys=keys, reasons=reasons, manifest=manifest,
+                                   clean_temps=False)
+            by_job = {id(o.job): o for o in rendered}
+            outcomes = []
+            for i, p in enumerate(plan):
+                if i in cached:
+                    outcomes.append(cached[i])
+                elif id(p.job) in by_job:
+                    outcomes.append(by_job[id(p.job)])
+            if gates and runtime.project.config.gates:
+                from cinekit.render.gating import apply_gates
 
+                apply_gates(runtime.project, outcomes, out_dir, fmt)
+        finally:
+            manifest.compact()
+    return BatchReport(outcomes, plan, time.perf_counter() - start, lock.took_over)

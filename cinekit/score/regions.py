@@ -53,20 +53,25 @@ def subsample(n_frames: int, max_frames: int = MAX_MASK_FRAMES) -> np.ndarray:
 
 
 def write_masks(output: Path | str, masks: np.ndarray, names: Sequence[str],
-                max_frames: int = MAX_MASK_FRAMES) -> Path:
+                max_frames: int = MAX_MASK_FRAMES, frames: np.ndarray | None = None) -> Path:
     """Write ``RenderResult.masks`` ``(frames, C, H, W)`` bool next to ``output``; return the path.
 
     ``names``: the characters in the same order (``[c.name for c in job.characters]``).
-    Clips keep ``max_frames`` evenly spaced frames. Written atomically.
+    Clips keep ``max_frames`` evenly spaced frames. Written atomically. ``frames``: the output
+    frames ``masks`` already are (a streaming writer keeps only those), instead of subsampling.
     """
     from cinekit.render.writers import atomic_path
 
     masks = np.asarray(masks).astype(bool)
     if masks.ndim != 4 or masks.shape[1] != len(names):
         raise ValueError(f"masks must be (frames, {len(names)}, H, W), got {masks.shape}")
-    idx = subsample(len(masks), max_frames)
+    if frames is not None:
+        idx, masks = np.asarray(frames, dtype=np.int32), masks
+    else:
+        idx = subsample(len(masks), max_frames)
+        masks = masks[idx]
     path = masks_path(output)
-    arrays = {"names": np.array(list(names), dtype=str), "frames": idx, "masks": masks[idx]}
+    arrays = {"names": np.array(list(names), dtype=str), "frames": idx, "masks": masks}
     with atomic_path(path, suffix=".npz") as tmp:
         _write_npz(tmp, arrays)
     return path
