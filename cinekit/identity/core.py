@@ -116,7 +116,7 @@ def _load_reference(spec_path: Path, image: str, view: str, mask: str | None, ri
                         f"to cut the figure from ({exc})",
                         hint="save the art with alpha, give `mask:` (white = figure), "
                              "or put the figure on a plain background") from None
-    fig = result.mask
+    fig = result.mask.copy()
     if result.source != "alpha":
         # The mask defines the figure (an opaque scan becomes a cut-out).
         rgba[..., 3] = np.where(fig, rgba[..., 3], 0)

@@ -25,6 +25,10 @@ here (through ``identity.core``), so the puppet never stretches a sheet of backd
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import cv2
@@ -38,8 +42,7 @@ MIN_TOL, MAX_TOL = 4.0, 14.0
 SHADOW_WEIGHT = 0.35          # lightness weight of a darker pixel on a neutral backdrop
 NEUTRAL_CHROMA = 10.0         # a backdrop with less chroma than this is "neutral" (paper, a wall)
 MIN_BORDER_SHARE = 0.5        # share of the border that must be backdrop for a flat backdrop
-_PLATE_SIDE = 48              # the plate is estimated at this longer side (lighting is smooth), then upsampled
-MIN_EDGE = 1.5                # Delta E per pixel: a flood fill never crosses a steeper edge
+_PLATE_SIDE = 96              # the plate is estimated at this longer side (lighting is smooth), then upsampled
 
 
 class NoBackdropError(ValueError):
@@ -58,14 +61,24 @@ class Backdrop:
     tol: float               # Delta E below which a pixel is backdrop
     neutral: bool            # shadows (darker, same chroma) count as backdrop
     rgb: tuple[int, int, int]  # its median colour (messages)
+    border_plate: np.ndarray | None = None  # (H, W, 3) the plate interpolated from the border alone
 
-    def distance(self, lab: np.ndarray) -> np.ndarray:
+    def distance(self, lab: np.ndarray, plate: np.ndarray | None = None) -> np.ndarray:
         """Delta E ``(H, W)`` of ``lab`` ``(H, W, 3)`` from the plate (shadow-tolerant on a neutral backdrop)."""
-        d = lab - self.plate
+        d = lab - (self.plate if plate is None else plate)
         dl = d[..., 0]
         if self.neutral:
             dl = np.where(dl < 0, dl * SHADOW_WEIGHT, dl)
         return np.sqrt(dl * dl + d[..., 1] ** 2 + d[..., 2] ** 2)
+
+    def behind_distance(self, lab: np.ndarray) -> np.ndarray:
+        """Delta E from what the backdrop may be *behind the figure*, where nobody saw it: the
+        nearer of the fitted plate (inpainted from the backdrop around) and the border plate
+        (a cast shadow beside the body pulls the first one darker than a gap that is lit)."""
+        d = self.distance(lab)
+        if self.border_plate is not None:
+            d = np.minimum(d, self.distance(lab, self.border_plate))
+        return d
 
 
 @dataclass(frozen=True, eq=False)
@@ -146,13 +159,6 @@ def fitted_plate(lab: np.ndarray, known: np.ndarray) -> np.ndarray:
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC).astype(np.float32)
 
 
-def edge_strength(lab: np.ndarray) -> np.ndarray:
-    """Colour gradient magnitude ``(H, W)`` in Delta E per pixel (Sobel on the blurred Lab)."""
-    gx = cv2.Sobel(lab, cv2.CV_32F, 1, 0, ksize=3) / 8.0
-    gy = cv2.Sobel(lab, cv2.CV_32F, 0, 1, ksize=3) / 8.0
-    return np.sqrt((gx * gx + gy * gy).sum(axis=-1))
-
-
 def _border(h: int, w: int) -> np.ndarray:
     inset, depth = _border_band(h, w)
     band = np.zeros((h, w), bool)
@@ -173,33 +179,25 @@ def _backdrop(plate: np.ndarray, lab: np.ndarray, known: np.ndarray) -> Backdrop
     return Backdrop(plate, tol, neutral, tuple(int(round(c)) for c in np.clip(rgb * 255, 0, 255)))
 
 
-def _flood(lab: np.ndarray, backdrop: Backdrop, seeds: np.ndarray, edges: np.ndarray, edge_tol: float) -> np.ndarray:
-    """Pixels within tolerance of the backdrop, on no edge steeper than ``edge_tol``, connected
-    to a ``seeds`` pixel. The edge test stops the fill at the rim of a figure whose colour fades
-    into the backdrop's (a rim-lit costume of the backdrop's hue)."""
-    close = backdrop.distance(lab) < backdrop.tol
-    near = close & (edges < edge_tol)
+def _flood(lab: np.ndarray, backdrop: Backdrop, seeds: np.ndarray) -> np.ndarray:
+    """Pixels within tolerance of the backdrop that are connected to a ``seeds`` pixel."""
+    near = backdrop.distance(lab) < backdrop.tol
     labels, _ = ndi.label(near)
     keep = np.unique(labels[seeds & near])
-    bg = np.isin(labels, keep[keep > 0])
-    # The edge test also stops the fill a pixel or two short of a backdrop-coloured rim (the
-    # Sobel window straddles the outline): take those back where the colour says backdrop.
-    grown = cv2.dilate(bg.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
-    return bg | (grown & close)
+    return np.isin(labels, keep[keep > 0])
 
 
 def find_backdrop(lab: np.ndarray) -> tuple[np.ndarray, Backdrop]:
     """(backdrop pixels ``(H, W)`` bool, Backdrop) of an opaque image; NoBackdropError if not flat."""
     h, w = lab.shape[:2]
     border = _border(h, w)
-    edges = edge_strength(lab)
-    # The backdrop's own texture (JPEG noise, a gradient) sets how steep an edge must be to stop the fill.
-    edge_tol = max(MIN_EDGE, 4.0 * float(np.percentile(edges[border], 75)))
-    backdrop = _backdrop(coons_plate(lab), lab, border)
-    bg = _flood(lab, backdrop, border, edges, edge_tol)
+    border_plate = coons_plate(lab)
+    backdrop = _backdrop(border_plate, lab, border)
+    bg = _flood(lab, backdrop, border)
     for _ in range(2):   # refit on every backdrop pixel found: the plate then follows gradients inside
         backdrop = _backdrop(fitted_plate(lab, bg), lab, bg)
-        bg = _flood(lab, backdrop, border, edges, edge_tol)
+        bg = _flood(lab, backdrop, border)
+    backdrop = dataclasses.replace(backdrop, border_plate=border_plate)
     share = float(bg[border].mean())
     if share < MIN_BORDER_SHARE or bg.all():
         raise NoBackdropError(share)
@@ -208,7 +206,7 @@ def find_backdrop(lab: np.ndarray) -> tuple[np.ndarray, Backdrop]:
 
 def _smooth(fig: np.ndarray) -> np.ndarray:
     """Open then close by a ~1 px disc (specks, 1 px frame lines, ragged edges); keep the
-    largest component and any other at least 10 % of its size (a hand drawn apart)."""
+    largest component and any other at least 3 % of its size (a hand or a prop drawn apart)."""
     r = max(1, round(min(fig.shape) / 400))
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
     out = cv2.morphologyEx(fig.astype(np.uint8), cv2.MORPH_OPEN, disc)
@@ -216,7 +214,7 @@ def _smooth(fig: np.ndarray) -> np.ndarray:
     labels, n = ndi.label(out)
     if n > 1:
         sizes = ndi.sum(out, labels, np.arange(1, n + 1))
-        keep = np.flatnonzero(sizes >= 0.1 * sizes.max()) + 1
+        keep = np.flatnonzero(sizes >= 0.03 * sizes.max()) + 1
         out = np.isin(labels, keep)
     return out
 
@@ -249,12 +247,15 @@ def bone_groups(rig: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 
 def gap_zones(rig: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Where a gap between limbs can be ``(H, W)`` bool: between each arm and the body (the
-    polygon shoulder, elbow, wrist, same-side hip) and between the legs (hips, knees, ankles)."""
+    """Where a gap between limbs can be ``(H, W)`` bool: between each arm and the body or the
+    thigh beside it (the polygon shoulder, elbow, wrist, a quarter forearm past the wrist,
+    same-side knee, hip) and between the legs (hips, knees, ankles)."""
     out = np.zeros(shape, np.uint8)
     rig = np.asarray(rig, dtype=np.float64)
     j = lambda n: rig[INDEX[n]]  # noqa: E731
-    polys = [np.array([j(f"{s}_shoulder"), j(f"{s}_elbow"), j(f"{s}_wrist"), j(f"{s}_hip")]) for s in ("right", "left")]
+    polys = [np.array([j(f"{s}_shoulder"), j(f"{s}_elbow"), j(f"{s}_wrist"),
+                       j(f"{s}_wrist") + 0.25 * (j(f"{s}_wrist") - j(f"{s}_elbow")), j(f"{s}_knee"), j(f"{s}_hip")])
+             for s in ("right", "left")]
     polys.append(np.array([j("right_hip"), j("right_knee"), j("right_ankle"),
                            j("left_ankle"), j("left_knee"), j("left_hip")]))
     for poly in polys:
@@ -272,9 +273,10 @@ def backdrop_regions(fig: np.ndarray, lab: np.ndarray, backdrop: Backdrop, rig: 
     no bone runs through it and either it opens onto the outside of the figure (a halo of a
     generous mask) or it lies mostly where a gap between limbs can be (``gap_zones``: between an
     arm and the body, between the legs); a loop of hair or the paper inside a drawn hand stays. The dropped area
-    then grows by up to two pixels into the anti-aliased rim within the full tolerance.
+    then grows by up to two pixels into the anti-aliased rim within the full tolerance, and
+    takes the specks of noise it encloses.
     """
-    d = backdrop.distance(lab)
+    d = backdrop.behind_distance(lab)
     core = fig & (d < 0.7 * backdrop.tol)
     core = cv2.morphologyEx(core.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).astype(bool)
     labels, n = ndi.label(core)
@@ -301,11 +303,37 @@ def backdrop_regions(fig: np.ndarray, lab: np.ndarray, backdrop: Backdrop, rig: 
     if drop.any():
         rim = cv2.dilate(drop.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
         drop |= rim & fig & (d < backdrop.tol)
+        drop = ndi.binary_fill_holes(drop) & fig     # specks of JPEG noise inside a gap go with it
     return drop, np.zeros_like(fig), len(drop_ids)
+
+
+_MEMO: OrderedDict[bytes, FigureMask] = OrderedDict()
+_MEMO_LOCK = threading.Lock()
 
 
 def figure_mask(rgba: np.ndarray, user_mask: np.ndarray | None = None, rig: np.ndarray | None = None,
                 cleanup: bool = True) -> FigureMask:
+    """``_figure_mask``, remembered for the last few inputs: ``cinekit check`` and the identity
+    loader of the same run ask for the same mask (the result is shared: do not modify it)."""
+    key = hashlib.sha1(np.ascontiguousarray(rgba).tobytes())
+    key.update(b"-" if user_mask is None else np.packbits(user_mask).tobytes())
+    key.update(b"-" if rig is None else np.asarray(rig, np.float64).tobytes())
+    key.update(bytes([cleanup]))
+    digest = key.digest()
+    with _MEMO_LOCK:
+        if digest in _MEMO:
+            _MEMO.move_to_end(digest)
+            return _MEMO[digest]
+    result = _figure_mask(rgba, user_mask, rig, cleanup)
+    with _MEMO_LOCK:
+        _MEMO[digest] = result
+        while len(_MEMO) > 8:
+            _MEMO.popitem(last=False)
+    return result
+
+
+def _figure_mask(rgba: np.ndarray, user_mask: np.ndarray | None, rig: np.ndarray | None,
+                 cleanup: bool) -> FigureMask:
     """The figure mask of reference art ``rgba`` ``(H, W, 4)`` uint8 (see the module docstring).
 
     ``user_mask`` ``(H, W)`` bool is the user's mask, if any; ``rig`` ``(18, 2)`` pixels tells
@@ -327,7 +355,7 @@ def figure_mask(rgba: np.ndarray, user_mask: np.ndarray | None = None, rig: np.n
                 candidate = _backdrop(fitted_plate(lab, outside), lab, outside)
                 # The backdrop must be flat: most of what lies outside the mask matches the plate.
                 if (candidate.distance(lab)[outside] < candidate.tol).mean() > 0.8:
-                    backdrop = candidate
+                    backdrop = dataclasses.replace(candidate, border_plate=coons_plate(lab))
         result = dict(source="mask", dropped_transparent=int(dropped_alpha.sum()))
         dropped = dropped_alpha
     elif transparent.any():
