@@ -26,6 +26,18 @@ def _read(path: Path, mode: str):
         return np.asarray(im.convert(mode)).copy()
 
 
+_NOT_READ = object()
+
+
+def _rig(spec, path: Path):
+    from cinekit.identity.core import load_rig
+
+    try:
+        return load_rig(spec, path)[0]
+    except Exception:  # noqa: BLE001 - a broken rig file is reported by the rig checks; judge the art without it
+        return None
+
+
 def _allowed(project, path: Path) -> bool:
     if getattr(project, "allow_outside_paths", True):
         return True
@@ -34,13 +46,7 @@ def _allowed(project, path: Path) -> bool:
 
 def check_reference_art(check, doc, spec, path: Path) -> None:
     """Add the figure-mask findings of every reference of character ``spec`` (file ``path``)."""
-    from cinekit.identity.core import load_rig
-    from cinekit.identity.masks import NoBackdropError, figure_mask
-
-    try:
-        rig, _ = load_rig(spec, path)
-    except Exception:  # noqa: BLE001 - a broken rig file is reported by the rig checks; judge the art without it
-        rig = None
+    rig = _NOT_READ
     for i, ref in enumerate(spec.references):
         at = ("references", i)
         image_path = (path.parent / ref.image).resolve()
@@ -68,6 +74,12 @@ def check_reference_art(check, doc, spec, path: Path) -> None:
                             "a reference mask must have the same size as its image")
                 continue
             user_mask = grey > 127
+        if user_mask is None and (rgba[..., 3] <= 127).any():
+            continue  # transparent art: its alpha is the mask, nothing to say (and no OpenCV to import)
+        from cinekit.identity.masks import NoBackdropError, figure_mask
+
+        if rig is _NOT_READ:
+            rig = _rig(spec, path)
         try:
             result = figure_mask(rgba, user_mask, rig if i == 0 else None, ref.mask_cleanup)
         except NoBackdropError as exc:
