@@ -291,8 +291,11 @@ def test_real_reference_gets_an_automatic_mask(data_dir, name):
     # Solid: no holes but the dropped gaps (a leak into the figure would leave one).
     from scipy import ndimage as ndi
 
+    original = np.asarray(Image.open(data_dir / "real-refs" / f"{name}.png").convert("RGBA"))
+    dropped = figure_mask(original, rig=rig.astype(float)).dropped
     holes = ndi.binary_fill_holes(mask) & ~mask
-    print(name, "area", mask.sum(), "holes", holes.sum())
+    assert not (holes & ~cv2.dilate(dropped.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)).any()
+    assert (holes.sum() > 1000) == bool(REAL_GAPS[name])
 
 
 def backdrop_blobs(frame: np.ndarray, drawn: np.ndarray, backdrop) -> int:
