@@ -46,10 +46,11 @@ _PLATE_SIDE = 96              # the plate is estimated at this longer side (ligh
 
 
 class NoBackdropError(ValueError):
-    """No flat backdrop to cut the figure from (``share``: of the border that matched one)."""
+    """No figure on a flat backdrop to cut out (``share``: of the border that matched one)."""
 
-    def __init__(self, share: float):
-        super().__init__(f"only {share:.0%} of the image border is one smooth colour")
+    def __init__(self, share: float, empty: bool = False):
+        super().__init__("the whole image is one flat colour: there is no figure on it" if empty
+                         else f"only {share:.0%} of the image border is one smooth colour")
         self.share = share
 
 
@@ -205,8 +206,10 @@ def find_backdrop(lab: np.ndarray) -> tuple[np.ndarray, Backdrop]:
         bg = _flood(lab, backdrop, border)
     backdrop = dataclasses.replace(backdrop, border_plate=border_plate)
     share = float(bg[border].mean())
-    if share < MIN_BORDER_SHARE or bg.all():
+    if share < MIN_BORDER_SHARE:
         raise NoBackdropError(share)
+    if (~bg).sum() < 1e-3 * bg.size:
+        raise NoBackdropError(share, empty=True)
     return bg, backdrop
 
 

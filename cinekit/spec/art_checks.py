@@ -97,8 +97,8 @@ def _report(check, doc, at, ref, name: str, result, image_px: int) -> None:
         check.warn(doc, at + ("image",),
                    f"no mask and no transparency: cinekit cut the figure from the flat {_hex(result.backdrop.rgb)} "
                    f"backdrop ({result.area:,} px, {100 * result.area / image_px:.1f} % of the image)",
-                   f"see the cut-out on the rig panel of `cinekit sheet {name}`; give `mask:` (white = figure) "
-                   "to use your own")
+                   f"see the cut-out on the rig panel of `cinekit sheet {name} --engine puppet`; give `mask:` "
+                   "(white = figure) to use your own")
     if result.dropped_background:
         inside = "inside the mask" if ref.mask else "inside the figure"
         check.warn(doc, where,
