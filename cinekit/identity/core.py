@@ -120,6 +120,9 @@ def _load_reference(spec_path: Path, image: str, view: str, mask: str | None, ri
     if result.source != "alpha":
         # The mask defines the figure (an opaque scan becomes a cut-out).
         rgba[..., 3] = np.where(fig, rgba[..., 3], 0)
+    if result.alpha is not None:   # the edge unmixed from the backdrop it was cut from
+        rgba[..., :3] = result.rgb
+        rgba[..., 3] = np.minimum(rgba[..., 3], result.alpha)
     if result.source == "auto" or result.dropped is not None and result.dropped.any():
         # The files alone do not say which mask the engines see: caches keyed on the digest
         # must follow a change of the automatic mask or the clean-up.

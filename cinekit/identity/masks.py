@@ -35,6 +35,7 @@ import cv2
 import numpy as np
 from scipy import ndimage as ndi
 
+from cinekit.identity.edges import decontaminate
 from cinekit.pose.skeleton import INDEX
 
 # Tolerances in CIE76 Delta E (a just-noticeable difference is ~2.3).
@@ -95,6 +96,8 @@ class FigureMask:
     unsure_background: int        # px of backdrop-coloured regions kept (no rig to tell)
     backdrop: Backdrop | None     # None: transparent art, or no flat backdrop around a user mask
     dropped: np.ndarray | None = None  # (H, W) bool: everything dropped (tests, debugging)
+    rgb: np.ndarray | None = None      # (H, W, 3) uint8 with the edge unmixed from the backdrop (identity.edges)
+    alpha: np.ndarray | None = None    # (H, W) uint8 soft alpha along that edge; ``mask`` is alpha > 127
 
     @property
     def area(self) -> int:
@@ -380,5 +383,13 @@ def _figure_mask(rgba: np.ndarray, user_mask: np.ndarray | None, rig: np.ndarray
         return FigureMask(fig, dropped_background=0, dropped_regions=0, unsure_background=0,
                           backdrop=backdrop, dropped=dropped, **result)
     drop, unsure, n = backdrop_regions(fig, lab, backdrop, rig)
-    return FigureMask(fig & ~drop, dropped_background=int(drop.sum()), dropped_regions=n,
-                      unsure_background=int(unsure.sum()), backdrop=backdrop, dropped=dropped | drop, **result)
+    fig &= ~drop
+    rgb = alpha = None
+    if result["source"] == "auto":
+        # Cut by us from a flat backdrop: unmix the edge, or the old backdrop outlines the figure.
+        # (A user's mask is kept as drawn: its edge is the user's decision.)
+        rgb, alpha = decontaminate(rgba[..., :3], fig, backdrop.plate)
+        fig &= alpha > 127
+    return FigureMask(fig, dropped_background=int(drop.sum()), dropped_regions=n,
+                      unsure_background=int(unsure.sum()), backdrop=backdrop, dropped=dropped | drop,
+                      rgb=rgb, alpha=alpha, **result)
