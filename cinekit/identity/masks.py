@@ -391,5 +391,5 @@ def _figure_mask(rgba: np.ndarray, user_mask: np.ndarray | None, rig: np.ndarray
         rgb, alpha = decontaminate(rgba[..., :3], fig, backdrop.plate)
         fig &= alpha > 127
     return FigureMask(fig, dropped_background=int(drop.sum()), dropped_regions=n,
-                      unsure_background=int(unsure.sum()), backdrop=backdrop, dropped=dropped | drop,
-                      rgb=rgb, alpha=alpha, **result)
+                      unsure_background=int(unsure.sum()), backdrop=dataclasses.replace(backdrop, border_plate=None),
+                      dropped=dropped | drop, rgb=rgb, alpha=alpha, **result)
