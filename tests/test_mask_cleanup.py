@@ -353,13 +353,3 @@ def test_real_reference_animates_without_drawing_its_backdrop(data_dir, name):
     print(name, "largest backdrop blob drawn", worst)
     assert worst <= 40, f"a {worst} px patch of backdrop is drawn inside the figure"
 
-
-def test_score_reference_outside_a_project_is_cut_out_too(tmp_path):
-    """`cinekit score --reference sheet.jpg`: an opaque reference is cut from its backdrop as a
-    character's would be (not taken whole, backdrop and all)."""
-    from cinekit.score.gates import _reference_image
-
-    rgb, fig, *_ = sheet()
-    Image.fromarray(rgb).save(tmp_path / "ref.png")
-    _, mask = _reference_image(tmp_path / "ref.png")
-    assert iou(mask, fig) > 0.8

@@ -92,13 +92,6 @@ def _reference_image(path: Path) -> tuple[np.ndarray, np.ndarray]:
     with Image.open(path) as im:
         rgba = np.asarray(im.convert("RGBA")).copy()
     mask = rgba[..., 3] > 127
-    if mask.all():   # opaque: the figure cut from a flat backdrop, as a character's reference would be
-        from cinekit.identity.masks import NoBackdropError, figure_mask
-
-        try:
-            mask = figure_mask(rgba).mask
-        except NoBackdropError:
-            pass
     if not mask.any() or mask.all():
         mask = np.ones(mask.shape, bool)
     return rgba, mask
