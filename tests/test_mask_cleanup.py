@@ -352,4 +352,3 @@ def test_real_reference_animates_without_drawing_its_backdrop(data_dir, name):
     worst = max(backdrop_blobs(result.frames[f], result.masks[f, 0], backdrop) for f in range(job.frames))
     print(name, "largest backdrop blob drawn", worst)
     assert worst <= 40, f"a {worst} px patch of backdrop is drawn inside the figure"
-
