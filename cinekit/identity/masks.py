@@ -12,15 +12,17 @@ here (through ``identity.core``), so the puppet never stretches a sheet of backd
    Delta E on a lightly blurred image (JPEG noise); on a neutral backdrop (white paper, a studio
    wall) a darker pixel of the same chroma is a cast shadow, so lightness counts less there.
 2. **Auto-mask** (no mask, no transparency): the backdrop is what a tolerance flood fill from the
-   border reaches; the figure is the rest, lightly smoothed (open/close), keeping the largest
-   component(s). A border that is mostly not one smooth colour means there is no flat backdrop:
-   a located error, never a guess.
-3. **Clean-up** (any mask): regions inside the figure that have the backdrop's colour and are not
-   crossed by any bone of the rig are backdrop enclosed between limbs (or a halo of a sloppy
-   mask): dropped. A region a bone crosses is the figure's own backdrop-coloured area (the white
-   paper inside a drawn outline), kept. Without a rig nothing is dropped by colour (only counted):
-   the gap between an arm and the body cannot be told from a white shirt. Transparent pixels
-   inside a user's mask are dropped.
+   border reaches (the tolerance follows the backdrop's own noise); the figure is the rest,
+   lightly smoothed (open/close), keeping the largest component(s), its edge pixels unmixed from
+   the backdrop (``identity.edges``). A border that is mostly not one smooth colour means there
+   is no flat backdrop: a located error, never a guess.
+3. **Clean-up** (any mask): regions inside the figure that have the backdrop's colour, that no
+   bone of the rig crosses, and that lie where a gap between limbs can be (between an arm and
+   the body or thigh, between the legs) or open onto the outside of a sloppy mask, are backdrop:
+   dropped. The figure's own backdrop-coloured areas (the paper inside a drawn outline, a loop of
+   hair, a costume in the backdrop's hue) stay. Without a rig nothing is dropped by colour (only
+   counted): a gap between an arm and the body cannot be told from a white shirt. Transparent
+   pixels inside a user's mask are dropped.
 """
 
 from __future__ import annotations
