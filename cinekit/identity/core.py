@@ -37,7 +37,7 @@ class Reference:
     view: str
     rgba: np.ndarray      # (H, W, 4) uint8
     mask: np.ndarray      # (H, W) bool: the figure
-    sha256: str           # of the image file bytes (and the mask file's, when given)
+    sha256: str           # of the image file bytes (and the mask file's), plus the final mask when cinekit made or cleaned it
 
     @property
     def size(self) -> tuple[int, int]:
@@ -100,11 +100,18 @@ def _decode(path: Path, data: bytes, mode: str) -> np.ndarray:
         raise UserError(f"{path}: cannot read it as an image ({reason})", hint="give a PNG, JPEG or WebP file") from None
 
 
-def _load_reference(spec_path: Path, image: str, view: str, mask: str | None, read: Reader = _read_bytes) -> Reference:
+def _load_reference(spec_path: Path, image: str, view: str, mask: str | None, rig: np.ndarray | None = None,
+                    cleanup: bool = True, read: Reader = _read_bytes) -> Reference:
+    """Decode a reference and its figure mask (``identity.masks``: the user's mask cleaned up,
+    the alpha, or an automatic mask from a flat backdrop); ``rig`` tells limb gaps from the figure.
+    Every file is read once: hashed and decoded from the same bytes."""
+    from cinekit.identity.masks import NoBackdropError, figure_mask
+
     path = resolve(spec_path, image)
-    data = read(path)  # read once: hashed and decoded from the same bytes
+    data = read(path)
     digest = hashlib.sha256(data)
     rgba = _decode(path, data, "RGBA")
+    user_mask = None
     if mask:
         mask_path = resolve(spec_path, mask)
         mask_data = read(mask_path)
@@ -113,14 +120,25 @@ def _load_reference(spec_path: Path, image: str, view: str, mask: str | None, re
         if m.shape != rgba.shape[:2]:
             raise UserError(f"{mask_path}: mask is {m.shape[1]}x{m.shape[0]}, image is {rgba.shape[1]}x{rgba.shape[0]}",
                             hint="a reference mask must have the same size as its image")
-        fig = m > 127
-        # With a separate mask, the mask defines the figure (an opaque scan becomes a cut-out).
+        user_mask = m > 127
+    try:
+        result = figure_mask(rgba, user_mask, rig, cleanup)
+    except NoBackdropError as exc:
+        raise UserError(f"{path}: the reference has no transparent background, no mask, and no flat backdrop "
+                        f"to cut the figure from ({exc})",
+                        hint="save the art with alpha, give `mask:` (white = figure), "
+                             "or put the figure on a plain background") from None
+    fig = result.mask.copy()
+    if result.source != "alpha":
+        # The mask defines the figure (an opaque scan becomes a cut-out).
         rgba[..., 3] = np.where(fig, rgba[..., 3], 0)
-    else:
-        fig = rgba[..., 3] > 127
-        if fig.all():
-            raise UserError(f"{path}: the reference has no transparent background and no mask",
-                            hint="save the art with alpha, or give `mask:` (white = figure)")
+    if result.alpha is not None:   # the edge unmixed from the backdrop it was cut from
+        rgba[..., :3] = result.rgb
+        rgba[..., 3] = np.minimum(rgba[..., 3], result.alpha)
+    if result.source == "auto" or result.dropped is not None and result.dropped.any():
+        # The files alone do not say which mask the engines see: caches keyed on the digest
+        # must follow a change of the automatic mask or the clean-up.
+        digest.update(np.packbits(fig).tobytes())
     return Reference(path=path, view=view, rgba=rgba, mask=fig, sha256=digest.hexdigest())
 
 
@@ -167,8 +185,10 @@ def dominant_colours(rgba: np.ndarray, mask: np.ndarray, k: int = 5) -> list[tup
 
 
 def load_identity(spec: CharacterSpec, spec_path: Path, read: Reader = _read_bytes) -> Identity:
-    references = [_load_reference(spec_path, r.image, r.view, r.mask, read) for r in spec.references]
     rig, extra = load_rig(spec, spec_path, read)
+    # The rig is given on references[0]; other views are cleaned up without one.
+    references = [_load_reference(spec_path, r.image, r.view, r.mask, rig if i == 0 else None, r.mask_cleanup, read)
+                  for i, r in enumerate(spec.references)]
     if spec.palette:
         palette = [parse_color(c) for c in spec.palette]
     else:

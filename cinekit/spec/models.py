@@ -109,6 +109,7 @@ class ReferenceSpec(Strict):
     image: str
     view: View = "front"
     mask: str | None = None
+    mask_cleanup: bool = True   # drop backdrop-coloured gaps between limbs from the mask (identity.masks)
 
 
 class RigSpec(Strict):

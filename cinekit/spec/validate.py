@@ -102,6 +102,9 @@ def _check_character(check: _Checker, doc: YamlDoc, spec, path: Path) -> None:
         check.file(doc, ("lora", i, "file"), lora.file, path, model_file=True)
     for i, emb in enumerate(spec.embeddings):
         check.file(doc, ("embeddings", i, "file"), emb.file, path, model_file=True)
+    from cinekit.spec.art_checks import check_reference_art
+
+    check_reference_art(check, doc, spec, path)   # the figure mask: automatic, cleaned up, or impossible
 
 
 def _check_size(check, doc, loc, w, h) -> None:
