@@ -60,10 +60,10 @@ def _parse(path: Path, model: type[BaseModel], problems: Collector, rel: str):
     try:
         doc = load_yaml(path)
     except YamlSyntaxError as exc:
-        problems.error(rel, exc.line, exc.col, "", exc.message, "check indentation and quoting around that line")
+        problems.error(rel, exc.line, exc.col, "", exc.message, exc.hint)
         return None, None
-    except (OSError, UnicodeDecodeError) as exc:
-        problems.error(rel, None, None, "", f"cannot read file: {exc}")
+    except OSError as exc:
+        problems.error(rel, None, None, "", f"cannot read file: {exc.strerror or exc}")
         return None, None
     doc.path = Path(rel)
     if not isinstance(doc.data, dict):
@@ -72,8 +72,11 @@ def _parse(path: Path, model: type[BaseModel], problems: Collector, rel: str):
     try:
         return doc, model.model_validate(doc.data)
     except ValidationError as exc:
-        for p in problems_from_validation(doc, exc, model):
+        found = problems_from_validation(doc, exc, model)
+        for p in found:
             problems.add(p)
+        if not found:  # never let a refused file pass silently
+            problems.error(rel, 1, 1, "", f"invalid file: {exc.error_count()} schema error(s)")
         return doc, None
 
 
@@ -89,7 +92,8 @@ def _salvage(data: dict):
     except ValidationError:
         defaults = ShotDefaults()
     shots = []
-    for item in data.get("shots") or []:
+    items = data.get("shots")
+    for item in items if isinstance(items, list) else []:
         try:
             shots.append(Shot.model_validate(item))
         except ValidationError:
