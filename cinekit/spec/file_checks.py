@@ -105,7 +105,8 @@ def check_reference(image: Path, mask: Path | None) -> tuple[ReferenceInfo | Non
             return info, [("mask", Finding(f"mask is {m.width}x{m.height}, image is {img.width}x{img.height}",
                                            "a reference mask must have the same size as its image"))]
         # As identity.core: the mask's luminance (PIL "L") above 127 is the figure.
-        lum = (m.rgba[..., 0] * 299 + m.rgba[..., 1] * 587 + m.rgba[..., 2] * 114) // 1000
+        rgb = m.rgba[..., :3].astype(np.int32)
+        lum = (rgb[..., 0] * 299 + rgb[..., 1] * 587 + rgb[..., 2] * 114) // 1000
         if not (lum > 127).any():
             return info, [("mask", Finding("the mask is all black: it marks no figure",
                                            "white = figure, black = background"))]
@@ -146,7 +147,7 @@ def rig_findings(rig: np.ndarray, extra: dict, width: int, height: int) -> list[
     try:
         lengths_from_rig(rig)
     except ValueError as exc:
-        out.append((None, Finding(f"rig: {exc}",
+        out.append((None, Finding(str(exc),
                                   "give every body joint (neck, shoulders, elbows, wrists, hips, knees, ankles)")))
     return out
 

@@ -31,6 +31,9 @@ class Project:
     warnings: list[Problem] = field(default_factory=list)
     allow_outside_paths: bool = False
     allow_pickle: bool = False
+    # names of character files that failed validation (reported there; shots naming them are
+    # not reported again as "unknown character")
+    broken_characters: set[str] = field(default_factory=set)
 
     @property
     def output_dir(self) -> Path:
@@ -119,6 +122,8 @@ def load_project(path: Path | str = ".", shotlists: list[Path] | None = None, *,
         rel = project.rel(char_path)
         doc, spec = _parse(char_path, CharacterSpec, problems, rel)
         if spec is None:
+            name = doc.data.get("name") if doc is not None and isinstance(doc.data, dict) else None
+            project.broken_characters.add(name if isinstance(name, str) else char_path.stem)
             continue
         if spec.name in project.characters:
             line, col = doc.mark(("name",))

@@ -286,7 +286,9 @@ def _check_shotlist(check: _Checker, doc: YamlDoc, shot_list: ShotList, path: Pa
         for j, ch in enumerate(shot.characters):
             cat = at + ("characters", j)
             names_in_shot.append(ch.name)
-            if ch.name not in project.characters:
+            if ch.name in project.broken_characters:
+                pass  # its file's errors are reported there
+            elif ch.name not in project.characters:
                 check.error(doc, cat + ("name",), f"unknown character {ch.name!r}",
                             suggest(ch.name, project.characters) or "characters are defined in characters/*.yaml")
             elif engine == "puppet" and check.characters[ch.name].puppet_missing:
@@ -300,6 +302,8 @@ def _check_shotlist(check: _Checker, doc: YamlDoc, shot_list: ShotList, path: Pa
             check.warn(doc, at + ("characters",), "the same character appears twice in one shot")
         prompt_names = PLACEHOLDER.findall(shot.prompt)
         for name in prompt_names:
+            if name in project.broken_characters:
+                continue
             if name not in project.characters:
                 check.error(doc, at + ("prompt",), f"the prompt names {{{name}}}, which is not a character",
                             suggest(name, project.characters))

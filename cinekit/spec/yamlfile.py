@@ -307,6 +307,9 @@ def parse_yaml(text: str, path: Path = Path("<string>")) -> YamlDoc:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = _at(mark) if mark else (None, None)
+        if "nesting depth" in str(exc.problem):  # libyaml's own limit (1000), met while scanning ahead
+            raise YamlSyntaxError(Path(path), line, col, f"nesting deeper than {MAX_DEPTH} levels",
+                                  "flatten the structure") from None
         raise YamlSyntaxError(Path(path), line, col, f"invalid YAML: {exc.problem or exc}",
                               "check indentation and quoting around that line") from None
     except yaml.YAMLError as exc:
