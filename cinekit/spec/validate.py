@@ -190,7 +190,7 @@ def _resolved(shot: Shot, shot_list: ShotList, cfg, field: str):
     value = getattr(shot, field)
     if value is None:
         value = getattr(shot_list.defaults, field)
-    if value is None and hasattr(cfg.defaults, field):
+    if value is None and field in type(cfg.defaults).model_fields:  # (hasattr on a model raises inside: slow)
         value = getattr(cfg.defaults, field)
     return value
 

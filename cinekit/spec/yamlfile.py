@@ -26,7 +26,7 @@ from yaml.events import (
     AliasEvent, DocumentStartEvent, MappingEndEvent, MappingStartEvent, ScalarEvent, SequenceEndEvent,
     SequenceStartEvent, StreamEndEvent,
 )
-from yaml.nodes import MappingNode, ScalarNode, SequenceNode
+from yaml.nodes import ScalarNode
 
 Path_ = tuple[Any, ...]
 
@@ -89,168 +89,198 @@ def _at(mark) -> tuple[int, int]:
     return mark.line + 1, mark.column + 1
 
 
-class _Constructor(yaml.constructor.SafeConstructor):
-    """safe_load's constructor; a value Python cannot build (a 5,000-digit integer, 2021-13-45)
-    becomes a located error instead of a bare ValueError."""
+_STR = "tag:yaml.org,2002:str"
+_MERGE = "tag:yaml.org,2002:merge"
+_MAP_TAGS = {None, "!", "tag:yaml.org,2002:map"}
+_SEQ_TAGS = {None, "!", "tag:yaml.org,2002:seq"}
+# Scalar tags built by SafeConstructor (safe_load's own); collections other than plain
+# mappings and lists (!!set, !!omap, !!pairs, custom tags) are refused.
+_SCALAR_TAGS = {_STR, "tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:bool",
+                "tag:yaml.org,2002:null", "tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:binary"}
 
-    def construct_object(self, node, deep=False):
+
+class _Scalars(yaml.constructor.SafeConstructor):
+    """safe_load's scalar constructors; a value Python cannot build (a 5,000-digit integer,
+    2021-13-45) becomes a located error instead of a bare ValueError."""
+
+    def scalar(self, tag: str, value: str, mark):
+        if tag not in _SCALAR_TAGS:
+            raise _Refused(mark, f"unsupported tag {tag!r}", "remove the tag (cinekit files use plain YAML values)")
+        node = ScalarNode(tag, value, mark, mark)
         try:
-            return super().construct_object(node, deep)
-        except (ValueError, OverflowError) as exc:
-            if isinstance(node, ScalarNode) and len(node.value) > 60:
-                message = f"a value of {len(node.value):,} characters cannot be read as {node.tag.rsplit(':', 1)[-1]}"
+            return self.yaml_constructors[tag](self, node)
+        except yaml.MarkedYAMLError:
+            raise
+        except (ValueError, OverflowError, TypeError) as exc:
+            if len(value) > 60:
+                message = f"a value of {len(value):,} characters cannot be read as {tag.rsplit(':', 1)[-1]}"
             else:
-                message = f"cannot read {node.value!r}: {exc}" if isinstance(node, ScalarNode) else f"cannot read this value: {exc}"
-            raise _Refused(node.start_mark, message, "quote it if you mean text") from None
+                message = f"cannot read {value!r}: {exc}"
+            raise _Refused(mark, message, "quote it if you mean text") from None
 
 
 class _Frame:
-    """An open collection while composing: its node, data path and running counts."""
+    """An open collection while composing: its value, data path and running counts."""
 
-    __slots__ = ("node", "loc", "is_map", "size", "anchor", "key", "seen", "index")
+    __slots__ = ("value", "loc", "is_map", "size", "anchor", "key", "key_mark", "seen", "merges", "mark")
 
-    def __init__(self, node, loc, is_map, anchor):
-        self.node, self.loc, self.is_map, self.anchor = node, loc, is_map, anchor
-        self.size, self.key, self.seen, self.index = 1, None, {}, 0
+    def __init__(self, value, loc, is_map, anchor, mark):
+        self.value, self.loc, self.is_map, self.anchor, self.mark = value, loc, is_map, anchor, mark
+        self.size, self.key, self.key_mark, self.seen, self.merges = 1, _NO_KEY, None, {}, None
+
+
+_NO_KEY = object()
 
 
 class _Composer:
-    """Events -> nodes (as PyYAML's Composer, without recursion) with the checks above and a
-    table of marks. One loop over the events: no per-event peeking, no Python recursion."""
+    """Events -> Python data (as safe_load) with the checks above and a table of marks.
+
+    One loop over libyaml's events, no node tree, no recursion: the loader's cost is close to
+    ``yaml.load(CSafeLoader)`` while it sees every anchor, alias and key with its mark.
+    """
 
     def __init__(self, parser, doc: YamlDoc):
         self.parser = parser
         self.doc = doc
-        self.anchors: dict[str, Any] = {}
-        self.sizes: dict[int, int] = {}   # id(node) -> expanded node count (nodes behind an anchor)
-        self.written = 0
-        self.expanded = 0                 # nodes reached through aliases so far
+        self.resolver = yaml.resolver.Resolver()
+        self.scalars = _Scalars()
 
-    def compose(self):
+    def compose(self):  # noqa: C901 - one event loop, kept in one place for speed
         get = self.parser.get_event
         resolve = self.resolver.resolve
         values, keys = self.doc.values, self.doc.keys
+        anchors: dict[str, Any] = {}        # anchor -> value
+        sizes: dict[str, int] = {}          # anchor -> expanded value count
+        open_anchors: set[str] = set()
+        tags: dict[str, str] = {}          # plain scalar text -> resolved tag (the same words repeat)
         stack: list[_Frame] = []
         root = None
-        open_anchors: set[str] = set()
-        documents = 0
+        written = expanded = documents = 0
         while True:
             ev = get()
             cls = type(ev)
             if cls is ScalarEvent or cls is AliasEvent or cls is SequenceStartEvent or cls is MappingStartEvent:
-                # Where does this node go? (a key, a mapping value, a list item or the root)
+                mark = ev.start_mark
                 top = stack[-1] if stack else None
+                # Where does this value go? (a key, a mapping value, a list item or the root)
                 if top is None:
                     loc, is_key = (), False
                 elif top.is_map:
-                    is_key = top.key is None
-                    if is_key or top.loc is None or not isinstance(top.key, ScalarNode):
-                        loc = None
-                    else:
-                        loc = top.loc + (_key_value(top.key),)
+                    is_key = top.key is _NO_KEY
+                    loc = None if is_key or top.loc is None or top.key_mark is None else top.loc + (top.key,)
                 else:
                     is_key = False
-                    loc = None if top.loc is None else top.loc + (top.index,)
+                    loc = None if top.loc is None else top.loc + (len(top.value),)
                 if cls is AliasEvent:
                     anchor = ev.anchor
-                    if anchor not in self.anchors:
-                        raise _Refused(ev.start_mark, f"unknown alias *{anchor}", "define the anchor (&name) before using it")
                     if anchor in open_anchors:
-                        raise _Refused(ev.start_mark, f"alias *{anchor} is inside the anchor it names (a recursive structure)",
+                        raise _Refused(mark, f"alias *{anchor} is inside the anchor it names (a recursive structure)",
                                        "an alias can only repeat a value that is complete")
-                    node = self.anchors[anchor]
-                    self.expanded += self.sizes[id(node)]
-                    if self.expanded > ALIAS_BUDGET + ALIAS_RATIO * self.written:
-                        raise _Refused(ev.start_mark, f"aliases expand to more than {self.expanded:,} values "
-                                       f"(the file writes {self.written:,}): refused as an alias bomb",
+                    if anchor not in anchors:
+                        raise _Refused(mark, f"unknown alias *{anchor}", "define the anchor (&name) before using it")
+                    value, size = anchors[anchor], sizes[anchor]
+                    expanded += size
+                    if expanded > ALIAS_BUDGET + ALIAS_RATIO * written:
+                        raise _Refused(mark, f"aliases expand to more than {expanded:,} values "
+                                       f"(the file writes {written:,}): refused as an alias bomb",
                                        "repeat the values themselves, or use fewer nested aliases")
                     if loc is not None:
-                        values.setdefault(loc, (ev.start_mark.line + 1, ev.start_mark.column + 1))
-                    size = self.sizes[id(node)]
+                        values.setdefault(loc, (mark.line + 1, mark.column + 1))
+                    tag = None
                 else:
-                    self.written += 1
+                    written += 1
                     if loc is not None:
-                        values[loc] = (ev.start_mark.line + 1, ev.start_mark.column + 1)
+                        values[loc] = (mark.line + 1, mark.column + 1)
                     tag = ev.tag
                     if cls is ScalarEvent:
                         if tag is None or tag == "!":
-                            tag = resolve(ScalarNode, ev.value, ev.implicit)
-                        node = ScalarNode(tag, ev.value, ev.start_mark, ev.end_mark, style=ev.style)
+                            if ev.implicit[0]:  # a plain scalar: its tag depends on its text only
+                                tag = tags.get(ev.value)
+                                if tag is None:
+                                    tag = resolve(ScalarNode, ev.value, ev.implicit)
+                                    if len(tags) < 50_000:
+                                        tags[ev.value] = tag
+                            else:
+                                tag = _STR
+                        value = ev.value if tag == _STR else (None if tag == _MERGE else self.scalars.scalar(tag, ev.value, mark))
                         size = 1
                         if ev.anchor is not None:
-                            self.anchors[ev.anchor] = node
-                            self.sizes[id(node)] = 1
+                            anchors[ev.anchor], sizes[ev.anchor] = value, 1
                     else:
                         if len(stack) >= MAX_DEPTH:
-                            raise _Refused(ev.start_mark, f"nesting deeper than {MAX_DEPTH} levels", "flatten the structure")
+                            raise _Refused(mark, f"nesting deeper than {MAX_DEPTH} levels", "flatten the structure")
                         is_map = cls is MappingStartEvent
-                        kind = MappingNode if is_map else SequenceNode
-                        if tag is None or tag == "!":
-                            tag = resolve(kind, None, ev.implicit)
-                        node = kind(tag, [], ev.start_mark, None, flow_style=ev.flow_style)
+                        if tag not in (_MAP_TAGS if is_map else _SEQ_TAGS):
+                            raise _Refused(mark, f"unsupported tag {tag!r}", "remove the tag (cinekit files use plain YAML values)")
                         if ev.anchor is not None:
-                            self.anchors[ev.anchor] = node
                             open_anchors.add(ev.anchor)
-                        stack.append(_Frame(node, None if is_key else loc, is_map, ev.anchor))
+                        stack.append(_Frame({} if is_map else [], None if is_key else loc, is_map, ev.anchor, mark))
                         continue
-                self._attach(stack, node, size, is_key, ev.start_mark, keys)
-                if not stack:
-                    root = node
             elif cls is SequenceEndEvent or cls is MappingEndEvent:
                 frame = stack.pop()
-                node = frame.node
-                node.end_mark = ev.end_mark
+                value, size, mark, tag = frame.value, frame.size, frame.mark, None
+                if frame.merges is not None:
+                    merged: dict = {}
+                    for m in reversed(frame.merges):  # the first mapping of a merge list wins
+                        merged.update(m)
+                    merged.update(value)               # keys written in the mapping win
+                    value = merged
                 if frame.anchor is not None:
                     open_anchors.discard(frame.anchor)
-                    self.sizes[id(node)] = frame.size
+                    anchors[frame.anchor], sizes[frame.anchor] = value, size
                 top = stack[-1] if stack else None
-                self._attach(stack, node, frame.size, top is not None and top.is_map and top.key is None,
-                             node.start_mark, keys)
-                if not stack:
-                    root = node
+                is_key = top is not None and top.is_map and top.key is _NO_KEY
             elif cls is DocumentStartEvent:
                 documents += 1
                 if documents > 1:
                     raise _Refused(ev.start_mark, "expected a single document, found another one",
                                    "remove the `---` line (one file holds one document)")
+                continue
             elif cls is StreamEndEvent:
                 return root
-            # StreamStart / DocumentEnd: nothing to do
+            else:  # StreamStart, DocumentEnd
+                continue
 
-    def _attach(self, stack, node, size, is_key, mark, keys):
-        """Put a finished node into the collection that is open (if any)."""
-        if not stack:
-            return
-        top = stack[-1]
-        top.size += size
-        if not top.is_map:
-            top.node.value.append(node)
-            top.index += 1
-        elif is_key:
-            if isinstance(node, ScalarNode):
-                ident = (node.tag, node.value)
-                first = top.seen.get(ident)
+            # A finished value: put it into the collection that is open (or make it the root).
+            if not stack:
+                root = value
+                continue
+            top = stack[-1]
+            top.size += size
+            if not top.is_map:
+                top.value.append(value)
+            elif is_key:
+                if tag == _MERGE:
+                    top.key, top.key_mark = _MERGE, None
+                    continue
+                try:
+                    hash(value)
+                except TypeError:
+                    raise _Refused(mark, "a mapping key must be a plain value, not a list or mapping",
+                                   "quote the key") from None
+                first = top.seen.get(value)
                 if first is not None:
-                    raise _Refused(mark, f"duplicate key {node.value!r} (first at line {first})",
+                    raise _Refused(mark, f"duplicate key {short_key(value)} (first at line {first})",
                                    "each key may appear once in a mapping; remove one of them")
-                top.seen[ident] = mark.line + 1
+                top.seen[value] = mark.line + 1
+                top.key, top.key_mark = value, mark
                 if top.loc is not None:
-                    keys[top.loc + (_key_value(node),)] = (mark.line + 1, mark.column + 1)
-            top.key = node
-        else:
-            top.node.value.append((top.key, node))
-            top.key = None
+                    keys[top.loc + (value,)] = (mark.line + 1, mark.column + 1)
+            else:
+                if top.key is _MERGE and top.key_mark is None:
+                    merges = value if isinstance(value, list) else [value]
+                    if not all(isinstance(m, dict) for m in merges):
+                        raise _Refused(mark, "a merge key (<<) takes a mapping or a list of mappings",
+                                       "write `<<: *anchor` where the anchor names a mapping")
+                    top.merges = (top.merges or []) + merges
+                else:
+                    top.value[top.key] = value
+                top.key = _NO_KEY
 
 
-_DECIMAL = re.compile(r"^[-+]?(0|[1-9][0-9_]{0,18})$")
-
-
-def _key_value(node: ScalarNode):
-    """The data key a scalar key node becomes (plain decimal ints stay ints, so marks match
-    pydantic's locs; other exotic keys fall back to their parent's mark)."""
-    if node.tag == "tag:yaml.org,2002:int" and _DECIMAL.match(node.value):
-        return int(node.value.replace("_", ""))
-    return node.value
+def short_key(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:55] + "…"
 
 
 def _decode(raw: bytes, path: Path) -> str:
@@ -293,11 +323,9 @@ def parse_yaml(text: str, path: Path = Path("<string>")) -> YamlDoc:
     _check_characters(text, Path(path))
     parser = _Parser(text)
     composer = _Composer(parser, doc)
-    composer.resolver = yaml.resolver.Resolver()
     try:
         try:
-            node = composer.compose()
-            data = _Constructor().construct_document(node) if node is not None else None
+            data = composer.compose()
         finally:
             if hasattr(parser, "dispose"):
                 parser.dispose()
