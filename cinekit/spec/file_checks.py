@@ -15,6 +15,7 @@ exception of the decoder it calls and turns it into a finding (never a traceback
 from __future__ import annotations
 
 import warnings
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,35 @@ from cinekit.errors import UserError
 # between 1x and 2x this and raises above 2x); render decodes whole images into memory.
 MAX_IMAGE_PIXELS = 89_478_485
 VIDEO_PROBE_FRAMES = 6            # frames of a skeleton video decoded by check (spread over it)
+
+
+_ACROSS: OrderedDict = OrderedDict()
+_ACROSS_SIZE = 64
+
+
+def across_runs(key: tuple, compute):
+    """``compute()`` cached while the files named in ``key`` keep their size, mtime and inode.
+
+    One process may check a project many times (tests, the fuzz campaign, an editor
+    integration); an unchanged file need not be decoded again. Results are small (findings,
+    sizes, pose tracks), never pixels.
+    """
+    paths = [p for p in key if isinstance(p, Path)]
+    if not paths:
+        return compute()  # nothing to tell a changed input by
+    try:
+        stamp = tuple((st.st_size, st.st_mtime_ns, st.st_ino) for st in (p.stat() for p in paths))
+    except (OSError, ValueError):
+        return compute()
+    full = (key, stamp)
+    if full in _ACROSS:
+        _ACROSS.move_to_end(full)
+        return _ACROSS[full]
+    value = compute()
+    _ACROSS[full] = value
+    if len(_ACROSS) > _ACROSS_SIZE:
+        _ACROSS.popitem(last=False)
+    return value
 
 
 @dataclass(frozen=True)

@@ -51,9 +51,13 @@ class _Checker:
         self.error(doc, loc, finding.message, finding.hint)
 
     def cached(self, key, compute):
-        """``compute()`` once per key for the whole check (files read once, whatever the shots)."""
+        """``compute()`` once per key for the whole check (files read once, whatever the shots);
+        results about files are also kept across checks in one process while the files are
+        unchanged (``file_checks.across_runs``)."""
         if key not in self._cache:
-            self._cache[key] = compute()
+            from cinekit.spec.file_checks import across_runs
+
+            self._cache[key] = across_runs(key, compute)
         return self._cache[key]
 
     def library(self) -> dict:
@@ -162,12 +166,19 @@ def _check_background(check: _Checker, doc, loc, background, base: Path) -> None
         if found is not None:
             from cinekit.spec.file_checks import Finding, read_image
 
-            info = check.cached(("image", found), lambda: read_image(found))
+            info = check.cached(("image", found), lambda: _no_pixels(read_image(found)))
             if isinstance(info, Finding):
                 check.found(doc, loc, info)
     else:
         check.error(doc, loc, f"{short(background)} is neither a '#rrggbb' colour nor an image path",
                     "write a colour as '#rrggbb' or [r, g, b] with 0..255 each")
+
+
+def _no_pixels(info):
+    """A Finding, or None once the image decoded (its pixels are not kept)."""
+    from cinekit.spec.file_checks import Finding
+
+    return info if isinstance(info, Finding) else None
 
 
 def _check_size_range(check, doc, loc, w, h) -> None:

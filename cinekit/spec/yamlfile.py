@@ -16,6 +16,7 @@ Before parsing, bytes that are not UTF-8 and control characters are reported at 
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -310,8 +311,10 @@ def load_yaml(path: Path) -> YamlDoc:
     """Parse one YAML file safely, with marks. Raises YamlSyntaxError with a location."""
     path = Path(path)
     with open(path, "rb") as f:
-        raw = f.read(MAX_FILE_BYTES + 1)
-    if len(raw) > MAX_FILE_BYTES:
+        # (f.read(limit) would allocate the whole limit up front: size first, then read)
+        too_big = os.fstat(f.fileno()).st_size > MAX_FILE_BYTES
+        raw = b"" if too_big else f.read()
+    if too_big:
         raise YamlSyntaxError(path, None, None, f"file is larger than {MAX_FILE_BYTES // 2**20} MB",
                               "split it into several files")
     return parse_yaml(_decode(raw, path), path)

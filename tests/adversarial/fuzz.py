@@ -1,0 +1,103 @@
+"""The long fuzz campaign of issue 13 (`make fuzz`): N generated documents through `check`.
+
+    python -m tests.adversarial.fuzz --n 10000 [--seed 1] [--report fuzz-report.json]
+
+Prints: documents, accepted / rejected, tracebacks, internal errors, hangs over 5 s, peak
+memory per document (max and p99, traced Python + numpy allocations), the fraction of
+rejections whose every error is located (file:line[:col]), and one example of each failure.
+Exit status 1 when any traceback, internal error or hang was seen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections import Counter
+from pathlib import Path
+
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from tests.adversarial.generators import any_document, make_fuzz_project, run_check
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=10_000, help="documents to generate (default 10,000)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--report", type=Path, default=None, help="write the figures and failures as JSON here")
+    args = ap.parse_args(argv)
+
+    root = make_fuzz_project(Path(tempfile.mkdtemp(prefix="cinekit-fuzz-")) / "p")
+    run_check(root, "cinekit.yaml", (root / "cinekit.yaml").read_bytes(), hang_after=120)  # imports: not timed
+    stats: Counter = Counter()
+    peaks: list[int] = []
+    slowest = [0.0, ""]
+    failures: dict[str, dict] = {}
+    start = time.perf_counter()
+    tracemalloc.start()
+
+    @settings(max_examples=args.n, deadline=None, database=None, phases=[Phase.generate],
+              suppress_health_check=list(HealthCheck))
+    @given(doc=any_document, _seed=st.just(args.seed))
+    def one(doc, _seed):
+        rel, data = doc
+        out = run_check(root, rel, data, measure_memory=True)
+        stats["documents"] += 1
+        stats[f"exit {out.exit_code}"] += 1
+        peaks.append(out.peak_bytes)
+        if out.seconds > slowest[0]:
+            slowest[:] = [out.seconds, rel]
+        for name, bad in (("traceback", out.traceback), ("internal error", out.internal), ("hang", out.hang),
+                          ("unexpected exit", out.exit_code not in (0, 1) and not out.hang)):
+            if bad:
+                stats[name] += 1
+                failures.setdefault(name, {"file": rel, "data": data[:2000].decode("utf-8", "replace"),
+                                           "traceback": out.traceback})
+        if out.exit_code == 1:
+            stats["rejected"] += 1
+            stats["rejected, all located"] += not out.unlocated
+            if out.unlocated:
+                failures.setdefault("unlocated", {"file": rel, "lines": out.unlocated[:5],
+                                                  "data": data[:2000].decode("utf-8", "replace")})
+        if stats["documents"] % 500 == 0:
+            print(f"  {stats['documents']} documents, {time.perf_counter() - start:.0f} s", flush=True)
+
+    one()
+    tracemalloc.stop()
+    peaks.sort()
+    n = stats["documents"]
+    rejected = stats["rejected"]
+    figures = {
+        "documents": n,
+        "accepted (exit 0)": stats["exit 0"],
+        "rejected (exit 1)": rejected,
+        "tracebacks": stats["traceback"],
+        "internal errors": stats["internal error"],
+        "hangs over 5 s": stats["hang"],
+        "other exit codes": stats["unexpected exit"],
+        "peak memory per document, max (MB)": round(peaks[-1] / 2**20, 1) if peaks else 0,
+        "peak memory per document, p99 (MB)": round(peaks[int(0.99 * (len(peaks) - 1))] / 2**20, 1) if peaks else 0,
+        "slowest document (s)": round(slowest[0], 2),
+        "rejections with every error located": f"{stats['rejected, all located']}/{rejected}"
+                                                + (f" ({stats['rejected, all located'] / rejected:.1%})" if rejected else ""),
+        "wall time (s)": round(time.perf_counter() - start, 1),
+    }
+    width = max(len(k) for k in figures)
+    print("\nfuzz campaign of `cinekit check`")
+    for k, v in figures.items():
+        print(f"  {k:<{width}}  {v}")
+    for name, example in failures.items():
+        print(f"\nfirst {name}: {example['file']}\n{json.dumps(example, indent=2)[:3000]}")
+    if args.report:
+        args.report.write_text(json.dumps({"figures": figures, "failures": failures}, indent=2))
+    bad = stats["traceback"] + stats["internal error"] + stats["hang"] + stats["unexpected exit"]
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
