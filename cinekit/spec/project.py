@@ -83,6 +83,20 @@ def _parse(path: Path, model: type[BaseModel], problems: Collector, rel: str):
         return doc, None
 
 
+def _inside(project: Project, path: Path, problems: Collector, rel: str) -> bool:
+    """A project file (a symlink, or a list named on the command line) must resolve inside
+    the project like every path written in one, unless --allow-outside-paths."""
+    if project.allow_outside_paths:
+        return True
+    try:
+        Path(path).resolve().relative_to(project.root)
+        return True
+    except ValueError:
+        problems.error(rel, None, None, "", f"resolves to {Path(path).resolve()}, outside the project folder",
+                       "copy the file into the project, or pass --allow-outside-paths")
+        return False
+
+
 def _salvage(data: dict):
     """A ShotList of the shots that validate on their own (others become None placeholders).
 
@@ -120,6 +134,8 @@ def load_project(path: Path | str = ".", shotlists: list[Path] | None = None, *,
 
     for char_path in sorted((root / "characters").glob("*.yaml")):
         rel = project.rel(char_path)
+        if not _inside(project, char_path, problems, rel):
+            continue
         doc, spec = _parse(char_path, CharacterSpec, problems, rel)
         if spec is None:
             name = doc.data.get("name") if doc is not None and isinstance(doc.data, dict) else None
@@ -141,6 +157,8 @@ def load_project(path: Path | str = ".", shotlists: list[Path] | None = None, *,
         rel = project.rel(list_path)
         if not list_path.is_file():
             problems.error(rel, None, None, "", "shot list not found")
+            continue
+        if not _inside(project, list_path, problems, rel):
             continue
         doc, shot_list = _parse(list_path, ShotList, problems, rel)
         if shot_list is None and doc is not None and isinstance(doc.data, dict):
