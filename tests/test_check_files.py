@@ -86,3 +86,20 @@ def test_a_file_read_once_per_check_whatever_the_shots(tmp_path, monkeypatch):
     monkeypatch.setattr(fc, "read_image", lambda *a, **k: calls.append(a) or real(*a, **k))
     load_project(root)
     assert [c[0].name for c in calls].count("bg.png") == 1
+
+
+def test_bomb_refused_by_header_even_when_pil_checks_are_off(tmp_path, monkeypatch):
+    """Some libraries set PIL's MAX_IMAGE_PIXELS to None; check still refuses by the header,
+    in milliseconds and without decoding (a 20000^2 RGBA decode would take 1.6 GB)."""
+    import time
+
+    from cinekit.spec.file_checks import Finding, read_image
+    from tests.adversarial.hostile import png_header
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)
+    path = tmp_path / "bomb.png"
+    path.write_bytes(png_header(20000, 20000))
+    start = time.perf_counter()
+    found = read_image(path)
+    assert isinstance(found, Finding) and "20000x20000" in found.message
+    assert time.perf_counter() - start < 0.5

@@ -153,6 +153,21 @@ def _union_problem(doc: YamlDoc, loc, errs) -> Problem:
     return Problem(str(doc.path), line, col, field_name(loc), f"{short(value)} is not valid; expected {expected}", hint)
 
 
+def printable(text: str | None) -> str | None:
+    """``text`` with every non-printable character escaped (a key holding a newline or a lone
+    surrogate must not split an error line or make the terminal's encoder fail)."""
+    if text is None or text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def printable_problem(p: Problem) -> Problem:
+    import dataclasses
+
+    return dataclasses.replace(p, path=printable(p.path), field=printable(p.field),
+                               message=printable(p.message), hint=printable(p.hint))
+
+
 def short(value, limit: int = 60) -> str:
     """``repr(value)`` cut to ``limit`` characters (a 4,000-digit number is not a message)."""
     text = repr(value)

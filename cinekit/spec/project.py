@@ -12,7 +12,7 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 
 from cinekit.errors import Collector, Problem, SpecError, UserError
-from cinekit.spec.diagnose import problems_from_validation
+from cinekit.spec.diagnose import printable_problem, problems_from_validation
 from cinekit.spec.models import CharacterSpec, ProjectConfig, ShotList
 from cinekit.spec.yamlfile import YamlDoc, YamlSyntaxError, load_yaml
 
@@ -168,6 +168,7 @@ def load_project(path: Path | str = ".", shotlists: list[Path] | None = None, *,
             project.shot_docs[list_path] = doc
 
     validate_project(project, problems)
+    problems.problems[:] = [printable_problem(p) for p in problems.problems]
     problems.problems.sort(key=lambda p: (p.path != CONFIG_NAME, p.path, p.line or 0, p.col or 0))
     project.warnings = problems.warnings
     if problems.errors:
