@@ -12,11 +12,16 @@ from pathlib import Path
 import numpy as np
 
 from cinekit.spec.file_checks import (
-    Finding, check_reference, motion_track_finding, read_motion, rig_findings, rig_from_file, safetensors_finding,
+    Finding,
+    check_reference,
+    motion_track_finding,
+    read_motion,
+    rig_findings,
+    rig_from_file,
+    safetensors_finding,
 )
 from cinekit.spec.models import PoseSpec
 from cinekit.spec.yamlfile import YamlDoc
-
 
 # puppet.bind.REQUIRED_JOINTS, restated: importing the puppet package pulls in scipy (seconds
 # of `check` start-up); tests/test_check_files.py asserts the two stay equal.
@@ -58,7 +63,7 @@ def check_character(check, doc: YamlDoc, spec, path: Path) -> CharacterFacts:
         if image is None or (ref.mask and mask is None):
             facts.ok = False
             continue
-        info, findings = check.cached(("reference", image, mask), lambda: check_reference(image, mask))
+        info, findings = check.cached(("reference", image, mask), lambda image=image, mask=mask: check_reference(image, mask))
         for which, finding in findings:
             check.found(doc, ("references", i, which), finding)
             facts.ok = False

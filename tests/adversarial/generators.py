@@ -131,7 +131,6 @@ TEXT_MUTATIONS = ["none", "none", "none", "duplicate_key", "bomb", "self_alias",
 
 def _text_mutate(text: str, kind: str, where: int) -> bytes:
     lines = text.splitlines(keepends=True) or ["\n"]
-    at = where % len(lines)
     keyed = [i for i, ln in enumerate(lines) if re.match(r"^\s*(- )?[A-Za-z_]+: ", ln)]
     if kind == "duplicate_key" and keyed:
         i = keyed[where % len(keyed)]
