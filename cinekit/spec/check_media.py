@@ -122,9 +122,13 @@ def check_pose_file(check, doc: YamlDoc, loc, pose: PoseSpec, list_path: Path, f
     if source == "openpose" and check.is_dir(list_path.parent, target):
         kinds = None  # a folder of per-frame JSON files
     path = check.file(doc, loc + (source,), target, list_path, kinds=kinds)
-    if source == "detect" and not check.project.config.annotators:
+    annotators = check.project.config.annotators
+    if source == "detect" and not annotators:
         check.error(doc, loc + (source,), "pose detection needs the OpenPose annotator weights",
                     "set `annotators: path/to/Annotators` in cinekit.yaml (lllyasviel/Annotators layout)")
+    elif source == "detect" and not check.is_dir(check.project.root, annotators):
+        check.error(doc, loc + (source,), f"the annotators folder {annotators!r} (cinekit.yaml) is not a folder",
+                    "`annotators:` is relative to the project root (lllyasviel/Annotators layout)")
     if path is None:
         return
     motion = check.cached(("motion", source, path, pose.view, pose.person),

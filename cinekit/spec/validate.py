@@ -155,6 +155,14 @@ def _check_config(check: _Checker, doc: YamlDoc, path: Path) -> None:
     if parse_color(cfg.defaults.background) is None:
         _check_background(check, doc, ("defaults", "background"), cfg.defaults.background, path)
     _check_size_range(check, doc, ("defaults", "size"), *cfg.defaults.size)
+    from cinekit.score.gates import SCORE_NAMES  # (numpy only)
+
+    for name, gate in cfg.gates.items():  # as score.gates.validate_gates, which `render --ci` runs
+        if name not in SCORE_NAMES:
+            check.error(doc, ("gates", name), f"unknown score {name!r}", suggest(name, SCORE_NAMES)
+                        or f"scores: {', '.join(SCORE_NAMES)}", key=True)
+        elif gate.min is None and gate.max is None:
+            check.error(doc, ("gates", name), "give `min`, `max` or both")
     if cfg.defaults.fps > cfg.limits.max_fps:
         check.error(doc, ("defaults", "fps"), f"{cfg.defaults.fps} fps is above the limit of {cfg.limits.max_fps}",
                     "change limits.max_fps if you mean it")

@@ -199,3 +199,14 @@ CASES = [
 
 def dedent(text: str) -> str:
     return textwrap.dedent(text)
+
+CASES += [
+    Case("unknown gate", _project(config=CONFIG + "gates: {flickr: {max: 0.1}}\n"), "cinekit.yaml:4:9: gates.flickr",
+         "unknown score 'flickr'"),
+    Case("gate without bounds", _project(config=CONFIG + "gates: {flicker: {}}\n"), "cinekit.yaml:4:18: gates.flicker",
+         "min"),
+    Case("detect without the annotators folder", _project(clip_with("{detect: f.png}"),
+                                                          config=CONFIG + "annotators: nowhere\n",
+                                                          edit=_file("shots/f.png", lambda p: Image.new("RGB", (8, 8)).save(p))),
+         f"{S}:6:45: shots[0].characters[0].pose.detect", "not a folder"),
+]

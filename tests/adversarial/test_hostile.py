@@ -17,13 +17,13 @@ runner = CliRunner()
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_check_refuses_with_a_located_error(tmp_path, case):
     root = case.build(tmp_path)
-    start = time.perf_counter()
+    start = time.process_time()  # CPU: the test machine is shared, wall time is noise
     result = runner.invoke(app, ["check", str(root)])
-    elapsed = time.perf_counter() - start
+    elapsed = time.process_time() - start
     out = result.output
     assert "internal error" not in out and "Traceback" not in out, out
     assert result.exit_code == 1, out
     lines = [line for line in out.splitlines() if line.startswith(case.where)]
     assert lines, f"no error at {case.where}:\n{out}"
     assert any(case.says in line for line in lines), f"{case.says!r} not in {lines}"
-    assert elapsed < 5.0, f"{case.name}: check took {elapsed:.1f} s"
+    assert elapsed < 5.0, f"{case.name}: check took {elapsed:.1f} s of CPU"
