@@ -21,10 +21,10 @@ import tracemalloc
 from collections import Counter
 from pathlib import Path
 
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
-from tests.adversarial.generators import any_document, make_fuzz_project, run_check
+from tests.adversarial.generators import any_document, make_fuzz_project, run_check, run_render
 
 BATCH = 25            # documents per hypothesis example
 MEMORY_SAMPLE = 10    # trace allocations of one document in this many (tracing slows Python ~2x)
@@ -35,6 +35,8 @@ def main(argv=None) -> int:
     ap.add_argument("--n", type=int, default=10_000, help="documents to generate (default 10,000)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--report", type=Path, default=None, help="write the figures and failures as JSON here")
+    ap.add_argument("--render", action="store_true",
+                    help="also `render` every accepted document: anything check passes must render")
     args = ap.parse_args(argv)
 
     root = make_fuzz_project(Path(tempfile.mkdtemp(prefix="cinekit-fuzz-")) / "p")
@@ -48,10 +50,11 @@ def main(argv=None) -> int:
 
     # Documents are drawn in batches: hypothesis' per-example bookkeeping (seeding, replay
     # records) costs more than generating one small document.
+    @seed(args.seed)
     @settings(max_examples=max(1, args.n // BATCH), deadline=None, database=None, phases=[Phase.generate],
               suppress_health_check=list(HealthCheck))
-    @given(batch=st.lists(any_document, min_size=BATCH, max_size=BATCH), _seed=st.just(args.seed))
-    def one(batch, _seed):
+    @given(batch=st.lists(any_document, min_size=BATCH, max_size=BATCH))
+    def one(batch):
         for rel, data in batch:
             if stats["documents"] >= args.n:
                 return
@@ -63,6 +66,14 @@ def main(argv=None) -> int:
                 tracemalloc.stop()
                 peaks.append(out.peak_bytes)
             record(rel, data, out)
+            if args.render and out.exit_code == 0:
+                code, output, tb = run_render(root)
+                stats["rendered"] += 1
+                if code != 0 or tb or "internal error" in output:
+                    stats["render failed after check passed"] += 1
+                    failures.setdefault("render failed after check passed", {
+                        "file": rel, "data": data[:2000].decode("utf-8", "replace"), "traceback": tb,
+                        "output": output[-2000:]})
 
     def record(rel, data, out):
         stats["documents"] += 1
@@ -102,6 +113,8 @@ def main(argv=None) -> int:
         f"traced peak per document, 1 in {MEMORY_SAMPLE} sampled: max (MB)": round(peaks[-1] / 2**20, 2) if peaks else 0,
         "traced peak per document, sampled: median (MB)": round(peaks[len(peaks) // 2] / 2**20, 2) if peaks else 0,
         "slowest document (s)": round(slowest[0], 2),
+        **({"accepted documents rendered": stats["rendered"],
+            "render failed after check passed": stats["render failed after check passed"]} if args.render else {}),
         "rejections with every error located": f"{stats['rejected, all located']}/{rejected}"
                                                 + (f" ({stats['rejected, all located'] / rejected:.1%})" if rejected else ""),
         "wall time (s)": round(time.perf_counter() - start, 1),
@@ -114,7 +127,8 @@ def main(argv=None) -> int:
         print(f"\nfirst {name}: {example['file']}\n{json.dumps(example, indent=2)[:3000]}")
     if args.report:
         args.report.write_text(json.dumps({"figures": figures, "failures": failures}, indent=2))
-    bad = stats["traceback"] + stats["internal error"] + stats["hang"] + stats["unexpected exit"]
+    bad = (stats["traceback"] + stats["internal error"] + stats["hang"] + stats["unexpected exit"]
+           + stats["render failed after check passed"])
     return 1 if bad else 0
 
 

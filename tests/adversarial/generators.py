@@ -280,3 +280,21 @@ def run_check(root: Path, rel: str, data: bytes, *, hang_after: float = 5.0, mea
              and not ln.startswith("ok: ") and ": warning: " not in ln]
     unlocated = [ln for ln in lines if not _LOCATED.match(ln)] if result.exit_code == 1 else []
     return Outcome(result.exit_code, seconds, peak, tb, "internal error" in out, len(lines), unlocated, hang)
+
+
+def run_render(root: Path) -> tuple[int, str, str | None]:
+    """`cinekit render --ci --force` of the project as it is now: (exit code, output, traceback)."""
+    import os
+    import traceback
+
+    here = os.getcwd()
+    os.chdir(root)
+    try:
+        result = _invoke(["render", "--ci", "--force"])
+    finally:
+        os.chdir(here)
+    exc = result.exception
+    tb = None
+    if exc is not None and not isinstance(exc, SystemExit):
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return result.exit_code, result.output, tb
