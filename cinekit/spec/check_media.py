@@ -113,7 +113,7 @@ def _model_file(check, doc, loc, rel, base):
             check.found(doc, loc, finding)
 
 
-def check_pose_file(check, doc: YamlDoc, loc, pose: PoseSpec, list_path: Path, fps: float, frames: int) -> None:
+def check_pose_file(check, doc: YamlDoc, loc, pose: PoseSpec, list_path: Path, fps: float, frames: int | None) -> None:
     """A BVH / OpenPose / video / detect source: readable, and its trim fits the shot."""
     source = pose.source
     kinds = {"bvh": {".bvh"}, "openpose": {".json"}, "video": {".mp4", ".gif", ".webm", ".mov", ".avi", ".mkv"},
@@ -136,16 +136,16 @@ def check_pose_file(check, doc: YamlDoc, loc, pose: PoseSpec, list_path: Path, f
     if isinstance(motion, Finding):
         check.found(doc, loc + (source,), motion)
         return
-    if source == "detect":
+    if source == "detect" or frames is None:
         return  # detection runs a network: render reads the frames; the file opened fine
     _check_track(check, doc, loc, motion, pose, fps, frames)
 
 
-def check_library_motion(check, doc: YamlDoc, loc, name: str, pose: PoseSpec, fps: float, frames: int) -> None:
+def check_library_motion(check, doc: YamlDoc, loc, name: str, pose: PoseSpec, fps: float, frames: int | None) -> None:
     """A motion of the project's poses/ library: its trim fits (stored in body space already)."""
     from cinekit.pose.motion import Motion, resample
 
-    stored = check.motions().get(name)
+    stored = check.motions().get(name) if frames is not None else None
     if stored is None:
         return
     motion = check.cached(("library-motion", name), lambda: Motion(np.asarray(stored[0]), stored[1], source=name))

@@ -284,6 +284,7 @@ def _check_shotlist(check: _Checker, doc: YamlDoc, shot_list: ShotList, path: Pa
         if len(shot.characters) > limits.max_characters:
             check.error(doc, at + ("characters",), f"{len(shot.characters)} characters; the limit is {limits.max_characters}")
         need = job_memory(shot.kind, engine, frames, width, height, len(shot.characters))
+        within = fps <= limits.max_fps and (shot.duration or 0) <= limits.max_duration and need <= limits.max_memory
         if need > limits.max_memory:
             check.error(doc, at + ("id",), f"this {shot.kind} needs about {human(need)} of memory "
                         f"({frames} frames of {width}x{height}); the limit is {human(limits.max_memory)}",
@@ -316,7 +317,9 @@ def _check_shotlist(check: _Checker, doc: YamlDoc, shot_list: ShotList, path: Pa
                 check.error(doc, cat + ("name",), f"the puppet engine cannot bend {ch.name!r}: it {what}",
                             "give the character a rig with neck, shoulders, elbows, wrists, hips, knees and ankles, "
                             "or render this shot with the previz engine")
-            _check_pose(check, doc, cat + ("pose",), ch.pose, poses, path, shot, fps, frames)
+            # (motion tracks are resampled only for a shot within the limits: a refused fps of
+            # 7e15 would otherwise ask numpy for petabytes)
+            _check_pose(check, doc, cat + ("pose",), ch.pose, poses, path, shot, fps, frames if within else None)
         if len(set(names_in_shot)) != len(names_in_shot):
             check.warn(doc, at + ("characters",), "the same character appears twice in one shot")
         prompt_names = PLACEHOLDER.findall(shot.prompt)
@@ -335,7 +338,7 @@ def _check_shotlist(check: _Checker, doc: YamlDoc, shot_list: ShotList, path: Pa
 
 
 def _check_pose(check: _Checker, doc: YamlDoc, loc, pose, library: dict, list_path: Path, shot: Shot,
-                fps: float, frames: int) -> None:
+                fps: float, frames: int | None) -> None:
     from cinekit.spec.check_media import check_library_motion, check_pose_file
 
     if isinstance(pose, str):

@@ -210,3 +210,8 @@ CASES += [
                                                           edit=_file("shots/f.png", lambda p: Image.new("RGB", (8, 8)).save(p))),
          f"{S}:6:45: shots[0].characters[0].pose.detect", "not a folder"),
 ]
+CASES += [
+    Case("huge fps with a motion file", _project(
+        "defaults: {fps: 7669234253226681.0}\n" + clip_with("{bvh: m.bvh}"), edit=_file("shots/m.bvh", bvh_text(12))),
+         f"{S}:1:17: defaults.fps", "above the limit"),
+]
