@@ -17,6 +17,7 @@ PICKLE_SUFFIXES = {".ckpt", ".bin", ".pt", ".pth", ".pkl"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp"}
 PLACEHOLDER = re.compile(r"\{([A-Za-z0-9][A-Za-z0-9_.-]*)\}")
 KNOWN_ENGINES = ("previz", "puppet", "diffusers")
+MAX_FRAMES = 1_000_000   # frames of one shot, whatever `limits:` allow (7.7 h at 36 fps)
 
 
 class _Checker:
@@ -281,10 +282,14 @@ def _check_shotlist(check: _Checker, doc: YamlDoc, shot_list: ShotList, path: Pa
                             "split the shot, or raise limits.max_duration in cinekit.yaml")
             elif round(shot.duration * fps) < 1:
                 check.error(doc, at + ("duration",), f"{shot.duration} s at {fps} fps is less than one frame")
+            if frames > MAX_FRAMES:  # whatever the limits say: the planner holds a pose per frame
+                check.error(doc, at + ("duration",), f"{frames:,} frames is more than one shot can hold ({MAX_FRAMES:,})",
+                            "split the shot or lower its fps")
         if len(shot.characters) > limits.max_characters:
             check.error(doc, at + ("characters",), f"{len(shot.characters)} characters; the limit is {limits.max_characters}")
         need = job_memory(shot.kind, engine, frames, width, height, len(shot.characters))
-        within = fps <= limits.max_fps and (shot.duration or 0) <= limits.max_duration and need <= limits.max_memory
+        within = (fps <= limits.max_fps and (shot.duration or 0) <= limits.max_duration and need <= limits.max_memory
+                  and frames <= MAX_FRAMES)
         if need > limits.max_memory:
             check.error(doc, at + ("id",), f"this {shot.kind} needs about {human(need)} of memory "
                         f"({frames} frames of {width}x{height}); the limit is {human(limits.max_memory)}",

@@ -215,3 +215,10 @@ CASES += [
         "defaults: {fps: 7669234253226681.0}\n" + clip_with("{bvh: m.bvh}"), edit=_file("shots/m.bvh", bvh_text(12))),
          f"{S}:1:17: defaults.fps", "above the limit"),
 ]
+CASES += [
+    Case("limits raised absurdly", _project(
+        "shots:\n  - id: a\n    kind: clip\n    duration: 1e9\n    fps: 1e9\n    prompt: '{ann}'\n"
+        "    characters: [{name: ann, pose: {bvh: m.bvh}}]\n",
+        config=CONFIG + "limits: {max_duration: 1e300, max_fps: 1e300, max_memory: 1e30}\n",
+        edit=_file("shots/m.bvh", bvh_text(12))), f"{S}:4:15: shots[0].duration", "more than one shot can hold"),
+]
