@@ -346,7 +346,7 @@ def motion_track_finding(motion, fps: float, frames: int, start, end, speed, loo
         to_body_space(poses)
     except UserError as exc:
         return Finding(exc.message, exc.hint)
-    except (ValueError, IndexError, FloatingPointError, ZeroDivisionError) as exc:
+    except (ValueError, IndexError, FloatingPointError, ZeroDivisionError, MemoryError) as exc:
         return Finding(_describe(exc))
     return None
 
