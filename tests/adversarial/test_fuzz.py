@@ -30,7 +30,7 @@ def _assert_clean(out):
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_mutated_documents(project, kind):
-    @settings(max_examples=25, deadline=None, database=None, derandomize=True,
+    @settings(max_examples=60, deadline=None, database=None, derandomize=True,
               suppress_health_check=list(HealthCheck))
     @given(doc=documents(kind))
     def run(doc):
