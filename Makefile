@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint check clean
+.PHONY: demo test bench lint check clean fuzz
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -29,3 +29,8 @@ lint: $(STAMP)
 
 clean:
 	rm -rf renders .cinekit-cache bench-results
+
+# The long fuzz campaign of `cinekit check` (issue 13): FUZZ_N generated hostile documents.
+FUZZ_N ?= 10000
+fuzz: $(STAMP)
+	PYTHONPATH=$(CURDIR) $(BIN)/python -m tests.adversarial.fuzz --n $(FUZZ_N) --report fuzz-report.json

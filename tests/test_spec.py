@@ -52,7 +52,7 @@ def test_five_planted_mistakes_all_reported_with_file_and_line(tmp_path):
             characters:
               - {name: ann, pose: sitt}
           - id: s030
-            size: [250, 192]
+            size: [250, 20]
             prompt: "{anne} runs"
             characters:
               - {name: anne, pose: run_a}
@@ -67,7 +67,7 @@ def test_five_planted_mistakes_all_reported_with_file_and_line(tmp_path):
         "shots/ep.yaml:4:5: shots[0].camra: unknown key 'camra'",
         "shots/ep.yaml:7:9: shots[1].id: duplicate shot id 's010' (first at shots[0])",
         "shots/ep.yaml:10:27: shots[1].characters[0].pose: unknown pose 'sitt'",
-        "shots/ep.yaml:12:11: shots[2].size: width 250 is not divisible by 8",
+        "shots/ep.yaml:12:11: shots[2].size: height 20 is outside 64..4096",
         "shots/ep.yaml:13:13: shots[2].prompt: the prompt names {anne}, which is not a character",
         "shots/ep.yaml:15:16: shots[2].characters[0].name: unknown character 'anne'",
     ]

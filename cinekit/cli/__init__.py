@@ -7,6 +7,7 @@ Nothing here imports torch: engines are imported when a command needs them.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
@@ -21,6 +22,25 @@ def _is_click_control_flow(exc: Exception) -> bool:
     names = {cls.__name__ for cls in type(exc).__mro__}
     return bool(names & {"ClickException", "Exit", "Abort"}) and any(
         cls.__module__.split(".")[0] in ("click", "typer") for cls in type(exc).__mro__)
+
+
+_OS_HINTS = {
+    errno.EACCES: "check the folder's permissions, or choose another with --out / `output:`",
+    errno.EPERM: "check the folder's permissions, or choose another with --out / `output:`",
+    errno.EROFS: "the file system is read-only: choose another output folder with --out / `output:`",
+    errno.ENOSPC: "the disk is full: free some space and run again (finished shots are kept)",
+    errno.EDQUOT: "the disk quota is exceeded: free some space and run again",
+    errno.EFBIG: "the file is larger than this file system or a limit (ulimit -f) allows",
+}
+
+
+def _os_message(exc: OSError) -> str:
+    """'cannot write renders/ep/s010.png: Permission denied' + a hint, from an OSError."""
+    what = exc.strerror or str(exc) or type(exc).__name__
+    where = f" {exc.filename}" if exc.filename else ""
+    text = f"file system error{':' if not where else ' at' + where + ':'} {what}"
+    hint = _OS_HINTS.get(exc.errno or -1)
+    return text + (f"\n    hint: {hint}" if hint else "")
 
 
 class CinekitGroup(TyperGroup):
@@ -38,6 +58,17 @@ class CinekitGroup(TyperGroup):
             ctx.exit(exc.exit_code)
         except (KeyboardInterrupt, SystemExit, typer.Exit):
             raise
+        except OSError as exc:
+            # The file system refused (read-only output folder, full disk, permissions): the
+            # environment, not a bug of cinekit, so no "report it"; exit 3 (runtime).
+            if os.environ.get("CINEKIT_DEBUG") == "1" or _is_click_control_flow(exc):
+                raise
+            from rich.markup import escape
+
+            from cinekit.cli.ui import err_console
+
+            err_console().print(f"[bold red]error:[/] {escape(_os_message(exc))}", highlight=False, soft_wrap=True)
+            ctx.exit(3)
         except Exception as exc:
             if _is_click_control_flow(exc):  # usage errors (exit 2), --help, Abort: click handles them
                 raise

@@ -27,12 +27,15 @@ def field_name(loc: tuple[Any, ...]) -> str:
     """("shots", 0, "characters", 1, "pose") -> "shots[0].characters[1].pose"."""
     out = ""
     for part in loc:
+        part = part if isinstance(part, int) else (str(part) if len(str(part)) <= 40 else str(part)[:36] + "…")
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
 
 
 def suggest(word: str, choices: typing.Iterable[str]) -> str | None:
     """A "did you mean" hint, or None when nothing is close."""
+    if len(str(word)) > 64:  # difflib is quadratic; a long word is not a typo of a short name
+        return None
     close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
     return f"did you mean {close[0]!r}?" if close else None
 
@@ -97,17 +100,24 @@ def problems_from_validation(doc: YamlDoc, error: ValidationError, root: type[Ba
                              prefix: tuple[Any, ...] = ()) -> list[Problem]:
     """Located problems for every pydantic error of one YAML document."""
     kept = []
+    dropped: dict[tuple, list] = {}
     for err in error.errors(include_url=False):
         loc, tag_at = _split_loc(doc, prefix + tuple(err["loc"]), err["type"])
         if tag_at is not None and loc == tag_at:
             # An error about the value itself in one branch of a union: drop the branches
             # that expect another kind of value than the one written.
             value = doc.get(loc)
-            if isinstance(value, dict) and err["type"] in _SCALAR_TYPES:
-                continue
-            if not isinstance(value, dict) and err["type"] in _MAPPING_TYPES:
+            if (isinstance(value, dict) and err["type"] in _SCALAR_TYPES) or \
+                    (not isinstance(value, dict) and err["type"] in _MAPPING_TYPES):
+                dropped.setdefault(loc, []).append(err)
                 continue
         kept.append((loc, tag_at, err))
+    # A value no branch accepts, all of whose errors were dropped above (a mapping where only
+    # plain values are allowed: `position: {x: 0.5}`): still one error, never none.
+    reported = {loc for loc, _, _ in kept}
+    for loc, errs in dropped.items():
+        if not any(r[: len(loc)] == loc for r in reported):
+            kept.append((loc, None, {"type": "no_branch", "loc": loc, "msg": "", "alternatives": errs}))
 
     problems: list[Problem] = []
     merged: dict[tuple, list] = {}
@@ -140,12 +150,46 @@ def _union_problem(doc: YamlDoc, loc, errs) -> Problem:
     if kinds:
         expected = (expected + " or " if expected else "") + " or ".join(dict.fromkeys(kinds))
     hint = suggest(value, names) if isinstance(value, str) else None
-    return Problem(str(doc.path), line, col, field_name(loc), f"{value!r} is not valid; expected {expected}", hint)
+    return Problem(str(doc.path), line, col, field_name(loc), f"{short(value)} is not valid; expected {expected}", hint)
+
+
+def printable(text: str | None) -> str | None:
+    """``text`` with every non-printable character escaped (a key holding a newline or a lone
+    surrogate must not split an error line or make the terminal's encoder fail)."""
+    if text is None or text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def printable_problem(p: Problem) -> Problem:
+    import dataclasses
+
+    return dataclasses.replace(p, path=printable(p.path), field=printable(p.field),
+                               message=printable(p.message), hint=printable(p.hint))
+
+
+def short(value, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters (a 4,000-digit number is not a message)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 5] + "…" + text[-4:]
+
+
+def _kind_of(value) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return short(value)
 
 
 def _problem(doc: YamlDoc, loc, err, root, prefix) -> Problem:
     etype = err["type"]
     fld = field_name(loc)
+    if etype == "no_branch":
+        written = _union_problem(doc, loc, err["alternatives"])
+        expected = written.message.split("; expected ", 1)[-1]
+        return Problem(str(doc.path), written.line, written.col, fld,
+                       f"{_kind_of(doc.get(loc))} is not valid here; expected {expected}", written.hint)
     if etype == "extra_forbidden":
         key = loc[-1]
         line, col = doc.mark(loc, key=True)
@@ -153,7 +197,7 @@ def _problem(doc: YamlDoc, loc, err, root, prefix) -> Problem:
         hint = suggest(key, _field_names(model)) if model else None
         if hint is None and model:
             hint = "allowed keys: " + ", ".join(_field_names(model))
-        return Problem(str(doc.path), line, col, fld, f"unknown key {key!r}", hint)
+        return Problem(str(doc.path), line, col, fld, f"unknown key {short(key)}", hint)
     if etype == "missing":
         line, col = doc.mark(loc[:-1])
         return Problem(str(doc.path), line, col, fld, f"missing required key {loc[-1]!r}")
@@ -164,9 +208,9 @@ def _problem(doc: YamlDoc, loc, err, root, prefix) -> Problem:
     elif etype == "literal_error":
         value = err.get("input")
         expected = [x.strip().strip("'") for x in err["ctx"]["expected"].replace(" or ", ", ").split(",")]
-        return Problem(str(doc.path), line, col, fld, f"{value!r} is not one of: {', '.join(expected)}",
+        return Problem(str(doc.path), line, col, fld, f"{short(value)} is not one of: {', '.join(expected)}",
                        suggest(value, expected) if isinstance(value, str) else None)
     elif "input" in err and not isinstance(err["input"], (dict, list)):
-        msg = f"{msg} (got {err['input']!r})"
+        msg = f"{msg} (got {short(err['input'])})"
     return Problem(str(doc.path), line, col, fld, msg)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ByteSize, ConfigDict, Field, field_validator, model_validator
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64)]
 ShotId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$", max_length=64)]  # names files: no dots
@@ -24,8 +24,12 @@ PositionName = Literal["far_left", "left", "center", "right", "far_right"]
 _HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 
+Seed = Annotated[int, Field(ge=0, le=2**63 - 1)]   # what torch.Generator.manual_seed takes
+
+
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: `fps: .inf` or `duration: .nan` is a typo, never a value to render
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def parse_color(value: Any) -> tuple[int, int, int] | None:
@@ -46,7 +50,7 @@ class EngineDefaults(Strict):
 class Defaults(Strict):
     size: Size = (768, 512)
     fps: Annotated[float, Field(gt=0)] = 12
-    seed: Annotated[int, Field(ge=0)] = 0
+    seed: Seed = 0
     steps: Annotated[int, Field(ge=1, le=1000)] = 25
     guidance: Annotated[float, Field(ge=0, le=50)] = 7.0
     background: str | list[int] = "#ebebf0"
@@ -60,6 +64,8 @@ class Limits(Strict):
     min_size: Annotated[int, Field(ge=8)] = 64
     max_size: Annotated[int, Field(ge=8)] = 4096
     max_characters: Annotated[int, Field(ge=1)] = 8
+    # Host memory one job may need (frames held + working buffers; see spec.budget), e.g. "16 GiB".
+    max_memory: Annotated[ByteSize, Field(gt=0)] = ByteSize(16 * 2**30)
 
 
 class ControlNets(Strict):
@@ -113,7 +119,7 @@ class ReferenceSpec(Strict):
 
 
 class RigSpec(Strict):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
     joints: dict[str, tuple[float, float]] | None = None
     from_: str | None = Field(default=None, alias="from")   # AnimatedDrawings char_cfg.yaml
@@ -187,7 +193,7 @@ class PoseSpec(Strict):
     speed: Annotated[float, Field(gt=0, le=20)] = 1.0
     loop: bool = False
     view: Literal["front", "side", "auto"] = "auto"
-    person: Annotated[int, Field(ge=0)] = 0
+    person: Annotated[int, Field(ge=0, le=999)] = 0
 
     @property
     def source(self) -> str:
@@ -218,7 +224,7 @@ class ShotCharacter(Strict):
     mirror: bool = False
     scale: Annotated[float, Field(gt=0, le=10)] = 1.0
     view: View | None = None
-    z: int = 0
+    z: Annotated[int, Field(ge=-1000, le=1000)] = 0
 
 
 class ShotDefaults(Strict):
@@ -226,7 +232,7 @@ class ShotDefaults(Strict):
 
     size: Size | None = None
     fps: Annotated[float, Field(gt=0)] | None = None
-    seed: Annotated[int, Field(ge=0)] | None = None
+    seed: Seed | None = None
     steps: Annotated[int, Field(ge=1, le=1000)] | None = None
     guidance: Annotated[float, Field(ge=0, le=50)] | None = None
     engine: str | None = None

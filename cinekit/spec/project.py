@@ -12,7 +12,7 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 
 from cinekit.errors import Collector, Problem, SpecError, UserError
-from cinekit.spec.diagnose import problems_from_validation
+from cinekit.spec.diagnose import printable_problem, problems_from_validation
 from cinekit.spec.models import CharacterSpec, ProjectConfig, ShotList
 from cinekit.spec.yamlfile import YamlDoc, YamlSyntaxError, load_yaml
 
@@ -31,6 +31,9 @@ class Project:
     warnings: list[Problem] = field(default_factory=list)
     allow_outside_paths: bool = False
     allow_pickle: bool = False
+    # names of character files that failed validation (reported there; shots naming them are
+    # not reported again as "unknown character")
+    broken_characters: set[str] = field(default_factory=set)
 
     @property
     def output_dir(self) -> Path:
@@ -60,10 +63,10 @@ def _parse(path: Path, model: type[BaseModel], problems: Collector, rel: str):
     try:
         doc = load_yaml(path)
     except YamlSyntaxError as exc:
-        problems.error(rel, exc.line, exc.col, "", exc.message, "check indentation and quoting around that line")
+        problems.error(rel, exc.line, exc.col, "", exc.message, exc.hint)
         return None, None
-    except (OSError, UnicodeDecodeError) as exc:
-        problems.error(rel, None, None, "", f"cannot read file: {exc}")
+    except OSError as exc:
+        problems.error(rel, None, None, "", f"cannot read file: {exc.strerror or exc}")
         return None, None
     doc.path = Path(rel)
     if not isinstance(doc.data, dict):
@@ -72,9 +75,26 @@ def _parse(path: Path, model: type[BaseModel], problems: Collector, rel: str):
     try:
         return doc, model.model_validate(doc.data)
     except ValidationError as exc:
-        for p in problems_from_validation(doc, exc, model):
+        found = problems_from_validation(doc, exc, model)
+        for p in found:
             problems.add(p)
+        if not found:  # never let a refused file pass silently
+            problems.error(rel, 1, 1, "", f"invalid file: {exc.error_count()} schema error(s)")
         return doc, None
+
+
+def _inside(project: Project, path: Path, problems: Collector, rel: str) -> bool:
+    """A project file (a symlink, or a list named on the command line) must resolve inside
+    the project like every path written in one, unless --allow-outside-paths."""
+    if project.allow_outside_paths:
+        return True
+    try:
+        Path(path).resolve().relative_to(project.root)
+        return True
+    except ValueError:
+        problems.error(rel, None, None, "", f"resolves to {Path(path).resolve()}, outside the project folder",
+                       "copy the file into the project, or pass --allow-outside-paths")
+        return False
 
 
 def _salvage(data: dict):
@@ -89,7 +109,8 @@ def _salvage(data: dict):
     except ValidationError:
         defaults = ShotDefaults()
     shots = []
-    for item in data.get("shots") or []:
+    items = data.get("shots")
+    for item in items if isinstance(items, list) else []:
         try:
             shots.append(Shot.model_validate(item))
         except ValidationError:
@@ -113,8 +134,12 @@ def load_project(path: Path | str = ".", shotlists: list[Path] | None = None, *,
 
     for char_path in sorted((root / "characters").glob("*.yaml")):
         rel = project.rel(char_path)
+        if not _inside(project, char_path, problems, rel):
+            continue
         doc, spec = _parse(char_path, CharacterSpec, problems, rel)
         if spec is None:
+            name = doc.data.get("name") if doc is not None and isinstance(doc.data, dict) else None
+            project.broken_characters.add(name if isinstance(name, str) else char_path.stem)
             continue
         if spec.name in project.characters:
             line, col = doc.mark(("name",))
@@ -133,6 +158,8 @@ def load_project(path: Path | str = ".", shotlists: list[Path] | None = None, *,
         if not list_path.is_file():
             problems.error(rel, None, None, "", "shot list not found")
             continue
+        if not _inside(project, list_path, problems, rel):
+            continue
         doc, shot_list = _parse(list_path, ShotList, problems, rel)
         if shot_list is None and doc is not None and isinstance(doc.data, dict):
             shot_list = _salvage(doc.data)  # so cross-file checks still run on the valid shots
@@ -141,6 +168,7 @@ def load_project(path: Path | str = ".", shotlists: list[Path] | None = None, *,
             project.shot_docs[list_path] = doc
 
     validate_project(project, problems)
+    problems.problems[:] = [printable_problem(p) for p in problems.problems]
     problems.problems.sort(key=lambda p: (p.path != CONFIG_NAME, p.path, p.line or 0, p.col or 0))
     project.warnings = problems.warnings
     if problems.errors:
