@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import yaml
+from PIL import Image, ImageDraw
 from typer.testing import CliRunner
 
 from cinekit.cli import app
@@ -55,6 +56,13 @@ def with_limbs(skeleton: list[dict], kind: str) -> list[dict]:
 def project_with(tmp_path, skeleton: list[dict], rig_extra: str = "") -> tuple:
     root = make_project(tmp_path / "p", SHOTS)
     (root / "characters" / "refs" / "cfg.yaml").write_text(yaml.safe_dump({"skeleton": skeleton}))
+    # The art the rig sits on: as large as the skeleton's drawing, the figure opaque on transparency.
+    locs = np.array([j["loc"] for j in skeleton], dtype=float)
+    w, h = (int(v) + 40 for v in locs.max(axis=0))
+    art = Image.new("RGBA", (w, h), (0, 0, 0, 0))
+    lo, hi = locs.min(axis=0) - 20, locs.max(axis=0) + 20
+    ImageDraw.Draw(art).rectangle([*lo, *hi], fill=(200, 120, 90, 255))
+    art.save(root / "characters" / "refs" / "ann.png")
     (root / "characters" / "ann.yaml").write_text(
         "name: ann\n"
         "references:\n"

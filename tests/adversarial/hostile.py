@@ -95,7 +95,11 @@ def _truncate(p: Path):
 
 
 def _no_alpha(p: Path):
-    Image.open(p).convert("RGB").save(p)
+    """Opaque art on a busy (noise) background: no alpha, no mask, no flat backdrop to cut from."""
+    import numpy as np
+
+    rgb = np.random.default_rng(0).integers(0, 256, (*Image.open(p).size[::-1], 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(p)
 
 
 def _black_mask(root: Path):
@@ -136,7 +140,8 @@ CASES = [
     Case("text as a png", _project(edit=_ref(lambda p: p.write_text("hello"))), f"{C}:4:13: references[0].image", "not an image"),
     Case("decompression bomb", _project(edit=_ref(lambda p: p.write_bytes(png_header(20000, 20000)))),
          f"{C}:4:13: references[0].image", "decompression bomb"),
-    Case("no alpha, no mask", _project(edit=_ref(_no_alpha)), f"{C}:4:13: references[0].image", "no transparent background"),
+    Case("no alpha, no mask, busy background", _project(edit=_ref(_no_alpha)), f"{C}:4:13: references[0].image",
+         "no flat backdrop"),
     Case("all-black mask", _project(edit=_char(RIG_MASK, "references:\n  - {image: refs/ann.png, mask: refs/mask.png}",
                                                _black_mask)), f"{C}:4:33: references[0].mask", "all black"),
     Case("mask of another size", _project(edit=_char(RIG_MASK, "references:\n  - {image: refs/ann.png, mask: refs/mask.png}",
@@ -155,7 +160,7 @@ CASES = [
     Case("BVH start past its end", _project(clip_with("{bvh: m.bvh, start: 100}"), edit=_file("shots/m.bvh", bvh_text(40))),
          f"{S}:6:56: shots[0].characters[0].pose.start", "past the end"),
     Case("OpenPose JSON with no people", _project(clip_with("{openpose: p.json}"), edit=_file("shots/p.json", '{"people": []}')),
-         f"{S}:6:47: shots[0].characters[0].pose.openpose", "nose"),
+         f"{S}:6:47: shots[0].characters[0].pose.openpose", "no frame has two body joints"),
     Case("fake GIF", _project(clip_with("{video: s.gif}"), edit=_file("shots/s.gif", "GIF89a but not really")),
          f"{S}:6:44: shots[0].characters[0].pose.video", "GIF"),
     Case("skeleton video without a skeleton", _project(clip_with("{video: s.mp4}"), edit=_file("shots/s.mp4", black_video)),
