@@ -16,7 +16,9 @@ from cinekit.puppet.deform import frame_scale
 from cinekit.spec.models import CharacterSpec
 from tests.puppet_data import BVHS, CHARS, DATA, bvh_job, make_job, make_runtime
 
-BODY_BONES = [(a, b) for a, b in BONES if a <= 13 and b <= 13 and b != INDEX["nose"]]
+# Limb bones: retargeting gives them the rig's lengths (torso bones keep the motion's
+# foreshortening, see ``retarget(rest=...)``).
+BODY_BONES = [(a, b) for a, b in BONES if a <= 13 and b <= 13 and a != INDEX["neck"]]
 N_FRAMES = 8
 
 
@@ -52,7 +54,7 @@ def test_every_character_follows_every_bvh(engine, runtime, char, bvh):
     ref_area = identity.references[0].mask.sum()
     for f in range(N_FRAMES):
         pose = job.pose[f, 0]
-        # The track the puppet draws keeps the rig's proportions (a property of retargeting).
+        # The track the puppet draws keeps the rig's limb lengths (a property of retargeting).
         assert track_bone_error(identity.rig, pose) <= 0.02
         fig = result.masks[f, 0]
         area = fig.sum()
@@ -64,9 +66,10 @@ def test_every_character_follows_every_bvh(engine, runtime, char, bvh):
             part = cov > 0.5
             holes = (binary_fill_holes(part) & ~part).sum()
             assert holes <= 0.001 * area, (f, name, holes, area)
-        # The figure keeps its drawn size.
+        # The figure keeps its drawn size (a torso that the track leans towards the camera
+        # is drawn shorter, down to 0.35 of its height: ``deform._SQUASH``).
         ratio = area / (ref_area * s * s)
-        assert 0.75 <= ratio <= 1.25, (f, ratio)
+        assert 0.55 <= ratio <= 1.25, (f, ratio)
 
 
 def _rest_job(runtime, char, scale=0.6, width=512, height=512, mirror=False):

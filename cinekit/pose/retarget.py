@@ -26,6 +26,7 @@ from cinekit.pose.angles import (
     bone_lengths,
     from_angles,
     rest_pose,
+    wrap_angle,
 )
 from cinekit.pose.skeleton import BONES, INDEX, JOINTS
 
@@ -69,16 +70,59 @@ def _lowest_ankle(poses: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(y), -np.inf, y).max(axis=-1)
 
 
-def retarget(poses: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+_TORSO_BONES = np.array([k for k, (p, c) in enumerate(BONES)
+                         if p == ROOT and JOINTS[c] in ("right_shoulder", "left_shoulder", "right_hip", "left_hip")])
+_HIPS = np.array([INDEX["right_hip"], INDEX["left_hip"]])
+
+
+def _spine_angle(poses: np.ndarray) -> np.ndarray:
+    """Direction neck -> hip midpoint ``(..., 18, 2) -> (...)`` radians (NaN if missing)."""
+    v = poses[..., _HIPS, :].mean(axis=-2) - poses[..., ROOT, :]
+    return np.arctan2(v[..., 1], v[..., 0])
+
+
+def torso_offsets(poses: np.ndarray, rest: np.ndarray) -> np.ndarray:
+    """Per torso bone (neck -> shoulders, neck -> hips), the turn ``(4,)`` radians that gives
+    ``poses`` ``(..., 18, 2)`` the torso shape of ``rest`` ``(18, 2)`` (any units, e.g. a rig
+    in pixels): the rest's angle of each bone to its spine minus the motion's (circular mean
+    over frames). 0 where either side lacks the bone."""
+    rel = wrap_angle(bone_angles(poses)[..., _TORSO_BONES] - _spine_angle(poses)[..., None]).reshape(-1, 4)
+    with np.errstate(invalid="ignore"):
+        src = np.arctan2(np.nanmean(np.sin(rel), axis=0), np.nanmean(np.cos(rel), axis=0))
+    rest = np.asarray(rest, dtype=np.float64)
+    want = wrap_angle(bone_angles(rest)[_TORSO_BONES] - _spine_angle(rest))
+    off = wrap_angle(want - src)
+    return np.where(np.isfinite(off), off, 0.0)
+
+
+def retarget(poses: np.ndarray, lengths: np.ndarray, rest: np.ndarray | None = None) -> np.ndarray:
     """Body-space ``poses`` ``(..., 18, 2)`` re-drawn with target bone ``lengths`` ``(17,)``
-    -> ``(..., 18, 2)`` body space; see the module docstring for the root and floor rules."""
+    -> ``(..., 18, 2)`` body space; see the module docstring for the root and floor rules.
+
+    ``rest`` ``(18, 2)`` (the character's rig, any units): also give the torso the rest's
+    shape (``torso_offsets``: where the shoulders sit below the neck, how wide the hips are
+    for their length), so the track is the drawing's torso moved by the motion, not the
+    mocap actor's torso with the drawing's bone lengths (which puts a wide-hipped
+    character's hips a tenth of its height inside its drawn ones)."""
     poses = np.asarray(poses, dtype=np.float64)
     lengths = np.asarray(lengths, dtype=np.float64)
     if lengths.shape != (N_BONES,) or not np.isfinite(lengths).all():
         raise ValueError(f"target lengths must be 17 finite numbers, got shape {lengths.shape}")
     src = source_lengths(poses)
     ratio = float(body_height(lengths) / body_height(src))
-    out = from_angles(ratio * poses[..., ROOT, :], bone_angles(poses), lengths)
+    angles = bone_angles(poses)
+    bones = lengths
+    if rest is not None:
+        angles = angles.copy()
+        angles[..., _TORSO_BONES] += torso_offsets(poses, rest)
+        # The torso is one body: a bone of it that the motion foreshortens (a lean towards
+        # the camera shortens neck -> hips) stays as short, relative to its usual length;
+        # at full length it would push the hips apart instead.
+        with np.errstate(invalid="ignore", divide="ignore"):
+            fore = bone_lengths(poses)[..., _TORSO_BONES] / src[_TORSO_BONES]
+        bones = np.broadcast_to(lengths, (*poses.shape[:-2], N_BONES)).copy()
+        bones[..., _TORSO_BONES] *= np.where(np.isfinite(fore), np.clip(fore, 0.3, 1.0), 1.0)
+    out = from_angles(ratio * poses[..., ROOT, :], angles, bones)
 
     src_low, new_low = _lowest_ankle(poses), _lowest_ankle(out)
     # Fallback: where a frame has no ankle, shift by the rest-stance neck offset.

@@ -166,9 +166,13 @@ def bind(mesh: Mesh, mask: np.ndarray, rig: np.ndarray) -> Binding:
         w[w < cut] = 0.0
     w /= w.sum(axis=1, keepdims=True)
 
-    # Split the torso weight into its upper and lower frames along the spine.
+    # Split the torso weight into its upper and lower frames along the spine, from the
+    # shoulder line (all upper: the shoulders stay where the upper frame puts them, even on
+    # a rig whose neck sits high in the head) to the hips (all lower).
     t = ((v - neck) @ (hip_mid - neck)) / (spine_len ** 2)
-    t = np.clip((t - 0.2) / 0.6, 0.0, 1.0)
+    sh_mid = 0.5 * (rig[INDEX["right_shoulder"]] + rig[INDEX["left_shoulder"]])
+    t0 = float(np.clip(((sh_mid - neck) @ (hip_mid - neck)) / (spine_len ** 2), 0.0, 0.8))
+    t = np.clip((t - t0) / (1.0 - t0) * 1.25 - 0.1, 0.0, 1.0)
     t = t * t * (3 - 2 * t)
     weights = np.zeros((len(v), len(PARTS)))
     weights[:, 0] = w[:, 0]

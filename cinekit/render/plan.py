@@ -97,6 +97,13 @@ class Planner:
                                     hint="give every body joint (neck, shoulders, elbows, wrists, hips, knees, ankles)") from None
         return self._lengths[name]
 
+    def rest_shape(self, name: str) -> np.ndarray | None:
+        """The character's rig ``(18, 2)`` pixels (retargeting keeps its torso shape), or None."""
+        from cinekit.identity.core import load_rig
+
+        spec, path = self.project.characters[name]
+        return load_rig(spec, path)[0]
+
     def _library_pose(self, name: str) -> np.ndarray:
         pose = np.asarray(self.library[name], dtype=np.float64)
         return pose
@@ -173,7 +180,7 @@ class Planner:
         tracks, characters = [], []
         for ch in shot.characters:
             body = self.body_track(ch.pose, frames, fps, list_path)
-            body = retarget(body, self.lengths(ch.name))
+            body = retarget(body, self.lengths(ch.name), rest=self.rest_shape(ch.name))
             if ch.mirror:
                 body = mirror(body, 0.0)
             tracks.append(body)
