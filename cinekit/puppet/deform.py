@@ -1,18 +1,17 @@
-"""Pose a bound mesh: one similarity (rotation + uniform scale) per part, blended per vertex.
+"""Pose a bound puppet: one transform per bone (``bind.PARTS``), blended per vertex at the joints.
 
 All transforms are ``(2, 3)`` affine matrices from reference pixels to output pixels.
 
 - scale ``s``: the frame's uniform scale, the median over body bones of target length / rig
   length (the track is retargeted to the rig's proportions, so every bone agrees).
 - torso: an upper frame pinned at the target neck and a lower frame pinned at the target
-  hip midpoint, each turned by the spine's rotation averaged with the shoulder line's (upper)
-  or hip line's (lower) when that line is not foreshortened (a side view collapses it); the
-  vertex blend between the two frames bends the torso.
+  hip midpoint, each the affine that best maps the rig's torso vectors onto the track's,
+  its stretch clamped (``_fit_frame``); the vertex blend between the two bends the waist.
 - head: rigid, turned with the neck->nose bone (or with the upper torso when the target has
   no nose).
-- limbs: forward kinematics from where the torso puts the shoulder / hip, each bone turned
-  to the target bone's direction at scale ``s``; a bone whose target joint is missing keeps
-  its rest angle to its parent. Limbs therefore never detach from the drawn body.
+- limbs: each bone turned to the target bone's direction at scale ``s`` and hung from the
+  track's joint (so the drawn elbows, wrists, knees and ankles are the track's); where the
+  track lacks a joint, from where its parent puts it, keeping its rest angle to the parent.
 """
 
 from __future__ import annotations
@@ -147,7 +146,7 @@ def part_transforms(binding: Binding, target: np.ndarray) -> np.ndarray | None:
                        theta_u, s, neck_r, neck_t, (1.0, 1.0, 0.1))
     lower = _fit_frame([rig[j("right_hip")] - hip_r, rig[j("left_hip")] - hip_r, spine_r],
                        [target[j("right_hip")] - hip_t, target[j("left_hip")] - hip_t, spine_t],
-                       theta_l, s, hip_r, hip_t, (1.0, 1.0, 1.0))
+                       theta_l, s, hip_r, hip_t, (1.0, 1.0, 0.3))
 
     nose_t = target[INDEX["nose"]]
     if np.isfinite(nose_t).all() and np.hypot(*(nose_t - neck_t)) > 1e-6:
@@ -175,10 +174,11 @@ def part_transforms(binding: Binding, target: np.ndarray) -> np.ndarray | None:
     return np.stack([out[p] for p in PARTS])
 
 
-def deform_vertices(binding: Binding, transforms: np.ndarray) -> np.ndarray:
-    """Blended vertex positions ``(N, 2)`` output pixels (linear blend skinning)."""
-    m = binding.weights @ transforms.reshape(len(PARTS), 6)   # (N, 6) per-vertex affine
-    v = binding.mesh.vertices
+def deform_vertices(part, transforms: np.ndarray) -> np.ndarray:
+    """Blended vertex positions ``(N, 2)`` output pixels of a ``PartLayer`` (linear blend
+    skinning: each vertex moves by its weighted sum of the ``(len(PARTS), 2, 3)`` transforms)."""
+    m = part.weights @ transforms.reshape(len(PARTS), 6)   # (N, 6) per-vertex affine
+    v = part.vertices
     x = m[:, 0] * v[:, 0] + m[:, 1] * v[:, 1] + m[:, 2]
     y = m[:, 3] * v[:, 0] + m[:, 4] * v[:, 1] + m[:, 5]
     return np.stack([x, y], axis=1)

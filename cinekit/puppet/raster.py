@@ -1,10 +1,12 @@
-"""Draw a textured, deformed triangle mesh: an inverse map per layer, then ``cv2.remap``.
+"""Draw a posed part layer: rigid cores by one affine warp each, joint bands by a mesh.
 
-For each layer (a group of parts, drawn back to front) every output pixel covered by one of
-its triangles gets the texture coordinate of its barycentric position (vectorised over all
-triangles' bounding boxes at once, a ragged enumeration, no Python loop per triangle);
-``cv2.remap`` then samples the premultiplied texture bilinearly, and the layer is composited
-over the frame with the "over" operator (Porter & Duff 1984).
+A core (triangles that all follow one bone) is a single ``cv2.warpAffine`` of its
+premultiplied texture into its bounding box on the frame. For a band (the blended triangles
+at a joint) every output pixel covered by one of its triangles gets the texture coordinate
+of its barycentric position (vectorised over all triangles' bounding boxes at once, a
+ragged enumeration, no Python loop per triangle) and ``cv2.remap`` samples the texture
+bilinearly. Each piece is composited over the frame, in its bounding box only, with the
+"over" operator (Porter & Duff 1984).
 
 Antialiasing: the figure's edge comes from the texture's alpha (the reference mask, feathered
 by half a pixel) and the mesh reaches a margin beyond it, so triangle edges never show; when
@@ -15,42 +17,9 @@ mip level, ``cv2.INTER_AREA``, in steps of sqrt(2)) is sampled instead of the fu
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
-
-
-@dataclass(eq=False)
-class Texture:
-    """Premultiplied RGBA reference art with lazily built pre-filtered levels."""
-
-    rgba: np.ndarray                      # (H, W, 4) uint8 premultiplied, level 0
-    _levels: dict[int, tuple[np.ndarray, float, float]] = field(default_factory=dict)
-
-    @classmethod
-    def from_reference(cls, rgba: np.ndarray, mask: np.ndarray) -> "Texture":
-        """``rgba`` (H, W, 4) uint8 straight alpha and the figure ``mask`` (H, W) bool."""
-        alpha = np.where(mask, rgba[..., 3], 0).astype(np.float32)
-        alpha = cv2.GaussianBlur(alpha, (0, 0), 0.5)
-        alpha = np.where(cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0, alpha, 0)
-        a = alpha / 255.0
-        pre = np.empty(rgba.shape, np.uint8)
-        pre[..., :3] = np.clip(rgba[..., :3].astype(np.float32) * a[..., None] + 0.5, 0, 255)
-        pre[..., 3] = np.clip(alpha + 0.5, 0, 255)
-        return cls(rgba=pre)
-
-    def level(self, scale: float) -> tuple[np.ndarray, float, float]:
-        """(texture, fx, fy) for drawing at ``scale``: the smallest level not below it."""
-        k = 0 if scale >= 1 else int(np.floor(-2 * np.log2(max(scale, 1e-3)) + 1e-9))
-        k = min(k, 12)
-        if k not in self._levels:
-            h, w = self.rgba.shape[:2]
-            f = 2.0 ** (-k / 2)
-            sw, sh = max(1, int(round(w * f))), max(1, int(round(h * f)))
-            tex = self.rgba if k == 0 else cv2.resize(self.rgba, (sw, sh), interpolation=cv2.INTER_AREA)
-            self._levels[k] = (tex, sw / w, sh / h)
-        return self._levels[k]
 
 
 def rasterize(dst: np.ndarray, src: np.ndarray, width: int, height: int):
@@ -100,63 +69,70 @@ def rasterize(dst: np.ndarray, src: np.ndarray, width: int, height: int):
     return px, py, sxy[:, 0].astype(np.float32), sxy[:, 1].astype(np.float32), tri
 
 
-def draw_layers(
-    canvas: np.ndarray,
-    alpha: np.ndarray | None,
-    texture: Texture,
-    scale: float,
-    src_vertices: np.ndarray,
-    dst_vertices: np.ndarray,
-    triangles: np.ndarray,
-    tri_layer: np.ndarray,
-    order: list[int],
-    layer_alpha: dict[int, np.ndarray] | None = None,
-    timings: dict[str, float] | None = None,
-) -> None:
-    """Composite the mesh over ``canvas`` ``(H, W, 3)`` float32 (0..255), layers in ``order``.
+def _over(canvas: np.ndarray, alpha: np.ndarray | None, patch: np.ndarray, x0: int, y0: int,
+          coverage: np.ndarray | None) -> None:
+    """Composite premultiplied ``patch`` (h, w, 4) uint8 over ``canvas`` (H, W, 3) uint8 at
+    ``(x0, y0)`` (Porter-Duff "over"); ``alpha``/``coverage`` (H, W) take the union of its alpha."""
+    h, w = patch.shape[:2]
+    roi = canvas[y0 : y0 + h, x0 : x0 + w]
+    a = patch[..., 3]
+    r = roi.astype(np.float32)
+    r *= (1.0 - a.astype(np.float32) * (1.0 / 255.0))[..., None]
+    r += patch[..., :3]
+    r += 0.5
+    roi[...] = r
+    if alpha is not None:
+        aroi = alpha[y0 : y0 + h, x0 : x0 + w]
+        np.maximum(aroi, a, out=aroi)
+    if coverage is not None:
+        croi = coverage[y0 : y0 + h, x0 : x0 + w]
+        np.maximum(croi, a, out=croi)
 
-    ``alpha`` ``(H, W)`` float32 (0..1), when given, accumulates the figure's own coverage.
-    ``layer_alpha``, when given, receives each layer's coverage ``(H, W)`` (tests, debugging);
-    ``timings`` accumulates seconds spent in "raster" (coverage, inverse maps) and
-    "composite" (texture sampling, blending).
-    Vertices are ``(N, 2)`` pixels: ``src`` on the reference (level 0), ``dst`` on the output.
+
+def draw_part(canvas: np.ndarray, alpha: np.ndarray | None, part, transforms: np.ndarray, scale: float,
+              coverage: np.ndarray | None = None, timings: dict[str, float] | None = None) -> None:
+    """Draw one ``bind.PartLayer`` posed by ``transforms`` ``(len(PARTS), 2, 3)`` over ``canvas``.
+
+    Each rigid core is one ``cv2.warpAffine`` of its texture into its bounding box on the
+    frame; the band triangles (blended at the joint) are rasterised and sampled with
+    ``cv2.remap``. ``scale`` picks the texture level. ``alpha``/``coverage`` (H, W) uint8,
+    when given, accumulate the part's coverage (the character's mask; tests).
     """
+    from cinekit.puppet.deform import deform_vertices
+
     clock = time.perf_counter
     t0 = clock()
-    t_comp = 0.0
     height, width = canvas.shape[:2]
-    tex, fx, fy = texture.level(scale)
-    src_l = (src_vertices + 0.5) * (fx, fy) - 0.5
-    px, py, sx, sy, tri = rasterize(dst_vertices[triangles], src_l[triangles], width, height)
-    layer_of = tri_layer[tri]
-    for layer in order:
-        sel = layer_of == layer
-        if not sel.any():
+    for slot, crop in part.cores:
+        img, f = crop.level(scale)
+        lin = transforms[slot][:, :2] / f
+        off = transforms[slot][:, :2] @ np.array([0.5 / f - 0.5 + crop.x0, 0.5 / f - 0.5 + crop.y0]) + transforms[slot][:, 2]
+        h, w = img.shape[:2]
+        corners = np.array([[-0.5, -0.5], [w - 0.5, -0.5], [-0.5, h - 0.5], [w - 0.5, h - 0.5]]) @ lin.T + off
+        x0, y0 = np.maximum(np.floor(corners.min(axis=0)).astype(int), 0)
+        x1, y1 = np.minimum(np.ceil(corners.max(axis=0)).astype(int) + 1, [width, height])
+        if x1 <= x0 or y1 <= y0:
             continue
-        lx, ly = px[sel], py[sel]
-        x0, x1, y0, y1 = lx.min(), lx.max(), ly.min(), ly.max()
-        bw, bh = int(x1 - x0 + 1), int(y1 - y0 + 1)
-        map_x = np.full((bh, bw), -8.0, np.float32)
-        map_y = np.full((bh, bw), -8.0, np.float32)
-        map_x[ly - y0, lx - x0] = sx[sel]
-        map_y[ly - y0, lx - x0] = sy[sel]
-        t1 = clock()
-        patch = cv2.remap(tex, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                          borderValue=(0, 0, 0, 0))
-        a = patch[..., 3].astype(np.float32) * (1.0 / 255.0)
-        roi = canvas[y0 : y1 + 1, x0 : x1 + 1]
-        roi *= (1.0 - a)[..., None]
-        roi += patch[..., :3]
-        if alpha is not None:
-            aroi = alpha[y0 : y1 + 1, x0 : x1 + 1]
-            aroi *= 1.0 - a
-            aroi += a
-        if layer_alpha is not None:
-            full = layer_alpha.setdefault(layer, np.zeros((height, width), np.float32))
-            froi = full[y0 : y1 + 1, x0 : x1 + 1]
-            froi *= 1.0 - a
-            froi += a
-        t_comp += clock() - t1
+        m = np.hstack([lin, (off - (x0, y0))[:, None]])
+        patch = cv2.warpAffine(img, m, (int(x1 - x0), int(y1 - y0)), flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))
+        _over(canvas, alpha, patch, int(x0), int(y0), coverage)
+    if len(part.band):
+        tex = part.texture
+        img, f = tex.level(scale)
+        tri = part.triangles[part.band]
+        dst = deform_vertices(part, transforms)
+        src = (part.vertices - (tex.x0, tex.y0) + 0.5) * f - 0.5
+        px, py, sx, sy, _ = rasterize(dst[tri], src[tri], width, height)
+        if px.size:
+            x0, x1, y0, y1 = px.min(), px.max(), py.min(), py.max()
+            bw, bh = int(x1 - x0 + 1), int(y1 - y0 + 1)
+            map_x = np.full((bh, bw), -8.0, np.float32)
+            map_y = np.full((bh, bw), -8.0, np.float32)
+            map_x[py - y0, px - x0] = sx
+            map_y[py - y0, px - x0] = sy
+            patch = cv2.remap(img, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                              borderValue=(0, 0, 0, 0))
+            _over(canvas, alpha, patch, int(x0), int(y0), coverage)
     if timings is not None:
-        timings["raster"] = timings.get("raster", 0.0) + (clock() - t0 - t_comp)
-        timings["composite"] = timings.get("composite", 0.0) + t_comp
+        timings["raster"] = timings.get("raster", 0.0) + clock() - t0
