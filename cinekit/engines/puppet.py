@@ -134,7 +134,7 @@ class PuppetEngine:
                 continue
             scale = frame_scale(pup.binding.rig, target)
             self._tick("deform", t)
-            alpha = np.zeros(canvas.shape[:2], np.uint8) if masks is not None else None
+            alpha = masks[f, i] if masks is not None else None     # drawn into in place
             for name in draw_order(ch.view, ch.mirror):
                 part = pup.binding.parts.get(name)
                 if part is None:
@@ -143,8 +143,6 @@ class PuppetEngine:
                 if coverage is not None:
                     cov = coverage.setdefault((i, name), np.zeros(canvas.shape[:2], np.uint8))
                 draw_part(canvas, alpha, part, transforms, scale, coverage=cov, timings=self.timings)
-            if masks is not None:
-                masks[f, i] = alpha > 127
 
     def part_coverage(self, job: Job, f: int, i: int) -> dict[str, np.ndarray]:
         """Each part's own drawn alpha ``(H, W)`` float32 (0..1) of character ``i`` at frame
@@ -170,4 +168,36 @@ class PuppetEngine:
             self.render_frame(job, f, puppets, frames[f], masks)
             if progress:
                 progress(f + 1, job.frames)
-        return RenderResult(frames=frames, masks=masks, extras={}, info={"engine": "puppet", "version": self.version})
+        info = {"engine": "puppet", "version": self.version, "views": self.view_report(job)}
+        return RenderResult(frames=frames, masks=masks, extras={}, info=info)
+
+    def view_report(self, job: Job) -> dict[str, dict]:
+        """Per character, for the sidecar: the art drawn and the views the track's body asks
+        for, frame by frame (from its yaw, read off the shoulder line's width against the
+        rig's). Where the character has no art for a view, its front art stays a readable
+        front figure (a torso is narrowed at most to ``deform._SQUASH``, never to a profile)."""
+        from cinekit.pose.skeleton import INDEX
+
+        rs, ls = INDEX["right_shoulder"], INDEX["left_shoulder"]
+        out = {}
+        for i, ch in enumerate(job.characters):
+            identity = self.runtime.identities.get(ch.name)
+            ref, rig = _rig_reference(identity, ch.view)
+            wanted = {"front": 0, "three_quarter": 0, "side": 0}
+            rest = float(np.hypot(*(rig[ls] - rig[rs])))
+            for f in range(job.frames):
+                pose = job.pose[f, i]
+                s = frame_scale(rig, pose)
+                width = float(np.hypot(*(pose[ls] - pose[rs])))
+                if s is None or not np.isfinite(width) or rest <= 0:
+                    continue
+                r = width / (s * rest)
+                wanted["front" if r > 0.8 else "three_quarter" if r > 0.45 else "side"] += 1
+            art = {r.view for r in identity.references}
+            missing = sorted(v for v, n in wanted.items() if n and v not in art and v != ref.view)
+            out[ch.name] = {"art": ref.view, "frames_by_view": wanted}
+            if missing:
+                out[ch.name]["kept_readable"] = (
+                    f"no {'/'.join(missing)} art: drew the {ref.view} art as a readable {ref.view} figure "
+                    f"in those frames rather than squashing it into a profile")
+        return out

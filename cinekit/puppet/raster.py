@@ -22,68 +22,61 @@ import cv2
 import numpy as np
 
 
-def rasterize(dst: np.ndarray, src: np.ndarray, width: int, height: int):
-    """Cover the output with triangles ``dst`` ``(T, 3, 2)``; sample positions in ``src`` ``(T, 3, 2)``.
+def inverse_maps(dst: np.ndarray, src: np.ndarray, width: int, height: int):
+    """Sample positions for the output pixels covered by triangles ``dst`` ``(T, 3, 2)``,
+    whose texture positions are ``src`` ``(T, 3, 2)`` (pixel centres on integers).
 
-    Returns ``(px, py, sx, sy, tri)``: for every covered output pixel (pixel centres on
-    integers), the texture position and the triangle that covers it. Where triangles overlap,
-    a pixel is listed once per triangle, in triangle order.
+    Coverage is ``cv2.fillPoly`` of each triangle's index into an id image over their joint
+    bounding box (clipped to the frame); each covered pixel then takes its triangle's inverse
+    affine map (solved once per triangle). Returns ``(x0, y0, map_x, map_y)`` with the maps
+    ``(h, w)`` float32 (-8 where no triangle covers: transparent in ``cv2.remap``), or None
+    when nothing is on the frame.
     """
-    a, b, c = dst[:, 0], dst[:, 1], dst[:, 2]
-    e1, e2 = b - a, c - a
-    det = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
-    lo = np.floor(dst.min(axis=1)).astype(np.int64)
-    hi = np.ceil(dst.max(axis=1)).astype(np.int64)
-    lo = np.maximum(lo, 0)
-    hi = np.minimum(hi, [width - 1, height - 1])
-    bw, bh = hi[:, 0] - lo[:, 0] + 1, hi[:, 1] - lo[:, 1] + 1
-    ok = (np.abs(det) > 1e-9) & (bw > 0) & (bh > 0)
-    idx = np.nonzero(ok)[0]
-    if len(idx) == 0:
-        e = np.zeros(0, np.int64)
-        return e, e, np.zeros(0, np.float32), np.zeros(0, np.float32), e
-    n = (bw * bh)[idx]
-    tri = np.repeat(idx.astype(np.int32), n)
-    start = np.repeat((np.cumsum(n) - n).astype(np.int32), n)
-    local = np.arange(len(tri), dtype=np.int32) - start
-    row, col = np.divmod(local, bw.astype(np.int32)[tri])
-    px = lo[tri, 0].astype(np.int32) + col
-    py = lo[tri, 1].astype(np.int32) + row
-
-    # Barycentric coordinates as affine functions of (x, y), per triangle.
-    inv = 1.0 / np.where(ok, det, 1.0)
-    # l1 = ( e2y (x-ax) - e2x (y-ay)) / det ; l2 = (-e1y (x-ax) + e1x (y-ay)) / det
-    # Per triangle: l1, l2 = c0 x + c1 y + c2, c3 x + c4 y + c5 (affine in the pixel position).
-    c0, c1, c3, c4 = e2[:, 1] * inv, -e2[:, 0] * inv, -e1[:, 1] * inv, e1[:, 0] * inv
-    c2 = -(c0 * a[:, 0] + c1 * a[:, 1])
-    c5 = -(c3 * a[:, 0] + c4 * a[:, 1])
-    coef = np.stack([c0, c1, c2, c3, c4, c5], axis=1)[tri]   # (P, 6) float64: exact at the edges
-    x, y = px.astype(np.float64), py.astype(np.float64)
-    l1 = coef[:, 0] * x + coef[:, 1] * y + coef[:, 2]
-    l2 = coef[:, 3] * x + coef[:, 4] * y + coef[:, 5]
-    eps = 1e-6
-    inside = (l1 >= -eps) & (l2 >= -eps) & (l1 + l2 <= 1 + eps)
-    tri, px, py, l1, l2 = tri[inside], px[inside], py[inside], l1[inside], l2[inside]
-    sa, sb, sc = src[tri, 0], src[tri, 1], src[tri, 2]
-    sxy = sa + (sb - sa) * l1[:, None] + (sc - sa) * l2[:, None]
-    return px, py, sxy[:, 0].astype(np.float32), sxy[:, 1].astype(np.float32), tri
+    lo = np.floor(dst.reshape(-1, 2).min(axis=0)).astype(int)
+    hi = np.ceil(dst.reshape(-1, 2).max(axis=0)).astype(int)
+    x0, y0 = max(0, int(lo[0])), max(0, int(lo[1]))
+    x1, y1 = min(width - 1, int(hi[0])), min(height - 1, int(hi[1]))
+    if x1 < x0 or y1 < y0:
+        return None
+    d = np.concatenate([dst, np.ones((*dst.shape[:2], 1))], axis=2)   # (T, 3, 3) rows: x, y, 1
+    det = np.linalg.det(d)
+    ok = np.abs(det) > 1e-9
+    if not ok.any():
+        return None
+    # src^T = M d^T  ->  M = src^T (d^T)^-1, per triangle: (T, 2, 3)
+    m = np.zeros((len(dst), 2, 3))
+    m[ok] = np.einsum("tki,tij->tkj", src[ok].transpose(0, 2, 1), np.linalg.inv(d[ok].transpose(0, 2, 1)))
+    ids = np.full((y1 - y0 + 1, x1 - x0 + 1), -1, np.int32)
+    pts = np.round((dst - (x0, y0)) * 16).astype(np.int32)
+    for t in np.nonzero(ok)[0]:
+        cv2.fillConvexPoly(ids, pts[t], int(t), lineType=cv2.LINE_8, shift=4)
+    inside = ids >= 0
+    yy, xx = np.nonzero(inside)
+    t = ids[yy, xx]
+    coef = m.reshape(-1, 6).astype(np.float32)[t]                       # (P, 6)
+    fx = (xx + x0).astype(np.float32)
+    fy = (yy + y0).astype(np.float32)
+    map_x = np.full(ids.shape, -8.0, np.float32)
+    map_y = np.full(ids.shape, -8.0, np.float32)
+    map_x[yy, xx] = coef[:, 0] * fx + coef[:, 1] * fy + coef[:, 2]
+    map_y[yy, xx] = coef[:, 3] * fx + coef[:, 4] * fy + coef[:, 5]
+    return x0, y0, map_x, map_y
 
 
 def _over(canvas: np.ndarray, alpha: np.ndarray | None, patch: np.ndarray, x0: int, y0: int,
           coverage: np.ndarray | None) -> None:
     """Composite premultiplied ``patch`` (h, w, 4) uint8 over ``canvas`` (H, W, 3) uint8 at
-    ``(x0, y0)`` (Porter-Duff "over"); ``alpha``/``coverage`` (H, W) take the union of its alpha."""
+    ``(x0, y0)`` (Porter-Duff "over": ``src + dst (255 - a) / 255``, OpenCV's saturating
+    uint8 arithmetic); ``alpha`` (H, W) bool gets its pixels more than half opaque, and
+    ``coverage`` (H, W) uint8 the union (max) of its alpha."""
     h, w = patch.shape[:2]
     roi = canvas[y0 : y0 + h, x0 : x0 + w]
     a = patch[..., 3]
-    r = roi.astype(np.float32)
-    r *= (1.0 - a.astype(np.float32) * (1.0 / 255.0))[..., None]
-    r += patch[..., :3]
-    r += 0.5
-    roi[...] = r
+    inv = cv2.merge([255 - a] * 3)
+    roi[...] = cv2.add(cv2.multiply(roi, inv, scale=1.0 / 255.0), cv2.cvtColor(patch, cv2.COLOR_RGBA2RGB))
     if alpha is not None:
         aroi = alpha[y0 : y0 + h, x0 : x0 + w]
-        np.maximum(aroi, a, out=aroi)
+        aroi |= a > 127
     if coverage is not None:
         croi = coverage[y0 : y0 + h, x0 : x0 + w]
         np.maximum(croi, a, out=croi)
@@ -95,8 +88,8 @@ def draw_part(canvas: np.ndarray, alpha: np.ndarray | None, part, transforms: np
 
     Each rigid core is one ``cv2.warpAffine`` of its texture into its bounding box on the
     frame; the band triangles (blended at the joint) are rasterised and sampled with
-    ``cv2.remap``. ``scale`` picks the texture level. ``alpha``/``coverage`` (H, W) uint8,
-    when given, accumulate the part's coverage (the character's mask; tests).
+    ``cv2.remap``. ``scale`` picks the texture level. ``alpha`` (H, W) bool (the character's
+    mask) and ``coverage`` (H, W) uint8 (tests), when given, accumulate the part's coverage.
     """
     from cinekit.puppet.deform import deform_vertices
 
@@ -123,14 +116,9 @@ def draw_part(canvas: np.ndarray, alpha: np.ndarray | None, part, transforms: np
         tri = part.triangles[part.band]
         dst = deform_vertices(part, transforms)
         src = (part.vertices - (tex.x0, tex.y0) + 0.5) * f - 0.5
-        px, py, sx, sy, _ = rasterize(dst[tri], src[tri], width, height)
-        if px.size:
-            x0, x1, y0, y1 = px.min(), px.max(), py.min(), py.max()
-            bw, bh = int(x1 - x0 + 1), int(y1 - y0 + 1)
-            map_x = np.full((bh, bw), -8.0, np.float32)
-            map_y = np.full((bh, bw), -8.0, np.float32)
-            map_x[py - y0, px - x0] = sx
-            map_y[py - y0, px - x0] = sy
+        got = inverse_maps(dst[tri], src[tri], width, height)
+        if got is not None:
+            x0, y0, map_x, map_y = got
             patch = cv2.remap(img, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                               borderValue=(0, 0, 0, 0))
             _over(canvas, alpha, patch, int(x0), int(y0), coverage)
