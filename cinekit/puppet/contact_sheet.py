@@ -106,30 +106,38 @@ def render_sheet(tmp: Path) -> np.ndarray:
     from cinekit.identity.core import IdentityStore
     from cinekit.job import Job, JobCharacter
     from cinekit.pose.camera import place
-    from cinekit.pose.draw import draw_pose
+    from cinekit.pose.draw import draw_control_map
     from cinekit.pose.retarget import lengths_from_rig, retarget
 
     chars = characters(tmp)
     runtime = SimpleNamespace(identities=IdentityStore(chars), project=None)
     engine = PuppetEngine(runtime)
-    n = 24
-    clips = {"wave": (bvh_track("wave_hello", n), (6, 14)), "dab": (dab_track(n), (18,)),
-             "jumping jacks": (bvh_track("jumping_jacks", n), (4, 10))}
+    # Frames that show each move: the wave's hand at its highest and a beat later, the
+    # jumping jacks' arms up and down, the dab once it is reached.
+    wave, jacks = bvh_track("wave_hello", 120), bvh_track("jumping_jacks", 48)
+    wrist_up = lambda b: b[:, 4, 1] - b[:, 1, 1]  # noqa: E731
+    top = int(np.argmin(wrist_up(wave)))
+    clips = {"wave": wave[[top, min(len(wave) - 1, top + 3)]], "dab": dab_track(24)[[20]],
+             "jumping jacks": jacks[[int(np.argmin(wrist_up(jacks))), int(np.argmax(wrist_up(jacks)))]]}
+    face = [0, 14, 15, 16, 17]
     rows = []
     for name in chars:
         rig = runtime.identities.get(name).rig
         tiles = []
-        for body, picks in clips.values():
+        for body in clips.values():
             track = retarget(body, lengths_from_rig(rig)[0], rest=rig)
             pose = place([track], [0.5], None, "full", TILE, TILE)
             job = Job(shot_id="sheet", shotlist="sheet", kind="clip", engine="puppet", width=TILE, height=TILE,
-                      fps=12.0, frames=n, seed=0, steps=1, guidance=0.0, prompt="", negative="",
+                      fps=12.0, frames=len(body), seed=0, steps=1, guidance=0.0, prompt="", negative="",
                       characters=(JobCharacter(name=name, spec_path="x", position=0.5),), pose=pose,
                       output="sheet/sheet", background=(244, 242, 236), camera="full")
             frames = engine.render(job).frames
-            for f in picks:
+            for f in range(len(body)):
                 tile = frames[f].copy()
-                skel = draw_pose(np.zeros_like(tile), pose[f])          # the track, thin, on top
+                body_only = pose[f].copy()
+                if not np.isfinite(rig[0]).all():     # a rig without a face: its face joints are guesses
+                    body_only[:, face] = np.nan
+                skel = draw_control_map(body_only, TILE, TILE, stickwidth=1)   # the track, thin, on top
                 on = skel.max(axis=-1) > 0
                 tile[on] = (0.45 * tile[on] + 0.55 * skel[on]).astype(np.uint8)
                 tiles.append(tile)
@@ -137,9 +145,9 @@ def render_sheet(tmp: Path) -> np.ndarray:
     sheet = np.vstack(rows)
     head = np.full((28, sheet.shape[1], 3), 255, np.uint8)
     x = 0
-    for label, (_, picks) in clips.items():
+    for label, body in clips.items():
         cv2.putText(head, label, (x + 8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (40, 40, 40), 1, cv2.LINE_AA)
-        x += TILE * len(picks)
+        x += TILE * len(body)
     return np.vstack([head, sheet])
 
 
