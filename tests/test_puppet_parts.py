@@ -152,3 +152,37 @@ def test_a_limb_that_moves_away_reveals_body_not_a_hole(runtime):
     bg = np.asarray(Image.open(REAL).convert("RGB"))[20, 20].astype(int)
     shown = frame[revealed & drawn].astype(int)
     assert (np.abs(shown - bg).max(axis=-1) < 20).mean() < 0.05
+
+
+def test_a_part_label_map_overrides_the_cut(tmp_path):
+    """``parts:`` on a reference: where the map labels a pixel, that label wins; the rest
+    keeps the automatic cut. Here a block of char1's chest is declared part of the left
+    upper arm, and a raised left arm then carries it along."""
+    from cinekit.puppet.parts import PART_COLOURS, PART_NAMES
+
+    ad = DATA / "characters" / "char1"
+    auto_rt = make_runtime()
+    auto = PuppetEngine(auto_rt).puppet("char1", "front", False).binding.labels
+    h, w = auto.shape
+    label_map = np.zeros((h, w, 3), np.uint8)
+    label_map[250:300, 300:340] = PART_COLOURS["left_upper_arm"]
+    Image.fromarray(label_map).save(tmp_path / "parts.png")
+    spec = CharacterSpec.model_validate({
+        "name": "char1_parts",
+        "references": [{"image": str(ad / "texture.png"), "mask": str(ad / "mask.png"), "parts": str(tmp_path / "parts.png")}],
+        "rig": {"from": str(ad / "char_cfg.yaml")},
+    })
+    rt = make_runtime({"char1_parts": (spec, ad / "character.yaml")})
+    engine = PuppetEngine(rt)
+    labels = engine.puppet("char1_parts", "front", False).binding.labels
+    block = np.zeros((h, w), bool)
+    block[250:300, 300:340] = True
+    block &= auto >= 0
+    assert (auto[block] == PART_NAMES.index("torso")).mean() > 0.9        # the cut called it torso
+    assert (labels[block] == PART_NAMES.index("left_upper_arm")).all()    # the map wins
+    assert (labels[~block] == auto[~block]).all()                          # the rest is the cut
+    # And it moves with that arm.
+    rest, moved = _poses(rt, "char1_parts", 90.0, "left")
+    _, cov_a = _render(engine, "char1_parts", rest)
+    _, cov_b = _render(engine, "char1_parts", moved)
+    assert np.abs(cov_a["left_upper_arm"] - cov_b["left_upper_arm"]).sum() > 0.3 * cov_a["left_upper_arm"].sum()

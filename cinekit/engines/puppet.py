@@ -64,8 +64,28 @@ def build_puppet(rgba: np.ndarray, mask: np.ndarray, rig: np.ndarray, mirror: bo
 
 
 def _part_labels(identity, ref) -> np.ndarray | None:
-    """The user's part label map for ``ref`` as part indices, when the character gives one."""
-    return getattr(identity, "part_labels", {}).get(ref.sha256) if hasattr(identity, "part_labels") else None
+    """The user's part label map of ``ref`` (its ``parts:`` image) as part indices, or None."""
+    for r, spec in zip(identity.references, identity.spec.references, strict=False):
+        if r is ref and getattr(spec, "parts", None):
+            from PIL import Image
+
+            from cinekit.identity.core import resolve
+            from cinekit.puppet.parts import labels_from_map
+
+            path = resolve(identity.spec_path, spec.parts)
+            try:
+                with Image.open(path) as im:
+                    image = np.asarray(im.convert("RGB"))
+            except OSError as exc:
+                raise UserError(f"{path}: cannot read the part label map ({exc})",
+                                hint="`parts:` is a PNG the size of the reference, one flat colour per part "
+                                     "(see docs/puppet.md)") from None
+            if image.shape[:2] != ref.mask.shape:
+                raise UserError(f"{path}: part label map is {image.shape[1]}x{image.shape[0]}, "
+                                f"the reference is {ref.mask.shape[1]}x{ref.mask.shape[0]}",
+                                hint="draw the label map over the reference, at its size")
+            return labels_from_map(image, ref.mask)
+    return None
 
 
 class PuppetEngine:

@@ -29,6 +29,7 @@ from cinekit.puppet.parts import (
     SLOTS,
     Weights,
     fill_hidden,
+    fill_unlabelled,
     head_axis,
     hidden_region,
     label_parts,
@@ -157,14 +158,16 @@ def _coverage(vertices: np.ndarray, triangles: np.ndarray, shape) -> np.ndarray:
 
 def bind(rgba: np.ndarray, mask: np.ndarray, rig: np.ndarray, labels: np.ndarray | None = None) -> Binding:
     """Cut reference art ``rgba`` (H, W, 4) with figure ``mask`` (H, W) into parts along
-    ``rig`` ``(18, 2)`` pixels; ``labels`` (H, W) part indices override the automatic cut."""
+    ``rig`` ``(18, 2)`` pixels; ``labels`` (H, W) part indices (-1: unlabelled) override the
+    automatic cut where they label a pixel."""
     missing = missing_joints(rig)
     if missing:
         raise ValueError(f"rig lacks {', '.join(missing)}")
     rig = np.asarray(rig, dtype=np.float64)
     mask = np.asarray(mask, dtype=bool)
-    if labels is None:
-        labels = label_parts(mask, rig)
+    auto = label_parts(mask, rig)
+    # A user's map overrides the cut where it labels a pixel; the rest is cut automatically.
+    labels = auto if labels is None else fill_unlabelled(np.where(mask, labels, -1).astype(np.int8), auto, mask)
     hip_mid = 0.5 * (rig[INDEX["right_hip"]] + rig[INDEX["left_hip"]])
     head_dir, _ = head_axis(rig)
     weights = Weights(labels, rig)

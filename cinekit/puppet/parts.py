@@ -128,12 +128,24 @@ def label_parts(mask: np.ndarray, rig: np.ndarray) -> np.ndarray:
     return labels
 
 
-def labels_from_map(image: np.ndarray, mask: np.ndarray, colours: dict[str, tuple[int, int, int]]) -> np.ndarray:
-    """A user's part label map (an RGB image, one flat colour per part; ``colours`` names them)
-    -> ``(H, W)`` part indices; pixels of no listed colour get -1 (``fill_unlabelled`` fills them)."""
+PART_COLOURS: dict[str, tuple[int, int, int]] = {
+    "torso": (255, 0, 0), "head": (255, 255, 0),
+    "right_upper_arm": (0, 255, 0), "right_forearm": (0, 160, 0), "right_hand": (0, 80, 0),
+    "left_upper_arm": (0, 0, 255), "left_forearm": (0, 0, 160), "left_hand": (0, 0, 80),
+    "right_thigh": (255, 0, 255), "right_shin": (160, 0, 160), "right_foot": (80, 0, 80),
+    "left_thigh": (0, 255, 255), "left_shin": (0, 160, 160), "left_foot": (0, 80, 80),
+}
+"""A user's part label map (``parts:`` on a reference): one flat RGB colour per part; any
+other colour (or black) is "not labelled" and takes the automatic cut."""
+
+
+def labels_from_map(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """A part label map (H, W, 3+) RGB in ``PART_COLOURS`` -> part indices (H, W) int8;
+    figure pixels of no listed colour are -1 (unlabelled), as is everything outside ``mask``."""
     out = np.full(mask.shape, -1, np.int8)
-    for name, c in colours.items():
-        out[(np.abs(image[..., :3].astype(int) - c).max(axis=-1) <= 8) & mask] = PART_NAMES.index(name)
+    rgb = image[..., :3].astype(np.int16)
+    for name, c in PART_COLOURS.items():
+        out[(np.abs(rgb - c).max(axis=-1) <= 24) & mask] = PART_NAMES.index(name)
     return out
 
 

@@ -109,6 +109,7 @@ class ReferenceSpec(Strict):
     image: str
     view: View = "front"
     mask: str | None = None
+    parts: str | None = None            # puppet part label map (colours: cinekit.puppet.parts.PART_COLOURS)
 
 
 class RigSpec(Strict):
