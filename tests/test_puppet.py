@@ -201,3 +201,15 @@ def test_background_image_covers_the_frame(runtime, tmp_path):
     res = PuppetEngine(runtime).render(job)
     assert tuple(res.frames[0, 0, 0]) == (10, 200, 30)
     assert res.masks[0, 0].sum() > 500
+
+
+def test_sidecar_says_when_front_art_stands_in_for_a_profile(runtime):
+    """jumping turns the body side-on at its end: with only front art, the figure stays a
+    readable front figure and the result's info says so."""
+    res = PuppetEngine(runtime).render(bvh_job(runtime, "char1", "jumping", 6))
+    views = res.info["views"]["char1"]
+    assert views["art"] == "front" and views["frames_by_view"]["side"] >= 1
+    assert sum(views["frames_by_view"].values()) == 6
+    assert "readable front figure" in views["kept_readable"]
+    calm = PuppetEngine(runtime).render(bvh_job(runtime, "char1", "jumping_jacks", 4)).info["views"]["char1"]
+    assert calm["frames_by_view"]["front"] == 4 and "kept_readable" not in calm
