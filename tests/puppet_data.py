@@ -30,19 +30,22 @@ def make_runtime(extra: dict | None = None) -> SimpleNamespace:
     return SimpleNamespace(identities=IdentityStore(chars), project=None)
 
 
-def bvh_body(rig: np.ndarray, bvh: str, n: int) -> np.ndarray:
-    """``n`` evenly spaced frames of a BVH, in body space, retargeted to ``rig`` ``(n, 18, 2)``."""
+def bvh_body(rig: np.ndarray, bvh: str, n: int, view: str = "front") -> np.ndarray:
+    """``n`` evenly spaced frames of a BVH, in body space, retargeted to ``rig`` ``(n, 18, 2)``.
+
+    ``view="front"``: these characters only have front art, which cannot show a profile
+    (``jumping`` would be projected from the side by ``view="auto"``)."""
     from cinekit.pose.bvh import load_bvh
     from cinekit.pose.motion import to_body_space
     from cinekit.pose.retarget import lengths_from_rig, retarget
 
-    motion = load_bvh(DATA / "bvh" / f"{bvh}.bvh")
+    motion = load_bvh(DATA / "bvh" / f"{bvh}.bvh", view=view)
     body = to_body_space(motion.poses)
     idx = np.linspace(0, len(body) - 1, n).round().astype(int)
     body = body[idx].copy()
     # Keep the figure in frame: drop horizontal root travel (the jump goes forward).
     body[..., 0] -= (body[:, 1, 0] - body[0, 1, 0])[:, None]
-    return retarget(body, lengths_from_rig(rig)[0])
+    return retarget(body, lengths_from_rig(rig)[0], rest=rig)
 
 
 def make_job(characters: list[JobCharacter], pose: np.ndarray, width: int, height: int,

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.ndimage import binary_fill_holes
+from scipy.ndimage import binary_closing, binary_fill_holes
 
 from cinekit.engines.base import create_engine
 from cinekit.engines.puppet import PuppetEngine
 from cinekit.errors import UserError
 from cinekit.job import JobCharacter
 from cinekit.pose.skeleton import BONES, INDEX
-from cinekit.puppet.bind import LAYER_NAMES, layer_order
+from cinekit.puppet.bind import draw_order
 from cinekit.puppet.deform import frame_scale
 from cinekit.spec.models import CharacterSpec
 from tests.puppet_data import BVHS, CHARS, DATA, bvh_job, make_job, make_runtime
 
-BODY_BONES = [(a, b) for a, b in BONES if a <= 13 and b <= 13 and b != INDEX["nose"]]
+# Limb bones: retargeting gives them the rig's lengths (torso bones keep the motion's
+# foreshortening, see ``retarget(rest=...)``).
+BODY_BONES = [(a, b) for a, b in BONES if a <= 13 and b <= 13 and a != INDEX["neck"]]
 N_FRAMES = 8
 
 
@@ -50,9 +52,16 @@ def test_every_character_follows_every_bvh(engine, runtime, char, bvh):
     assert result.frames.shape == (N_FRAMES, 512, 768, 3) and result.frames.dtype == np.uint8
     assert result.masks.shape == (N_FRAMES, 1, 512, 768)
     ref_area = identity.references[0].mask.sum()
+    # Holes the art itself has in a part (a pigtail's loop), or nearly has (a notch a pixel
+    # or two wide closes when drawn), are drawn as holes.
+    parts = engine.puppet(char, "front", False).binding.parts
+    ref_holes = {}
+    for name, layer in parts.items():
+        drawn = layer.texture.rgba[..., 3] > 127
+        ref_holes[name] = (binary_fill_holes(binary_closing(drawn, np.ones((7, 7)))) & ~drawn).sum()
     for f in range(N_FRAMES):
         pose = job.pose[f, 0]
-        # The track the puppet draws keeps the rig's proportions (a property of retargeting).
+        # The track the puppet draws keeps the rig's limb lengths (a property of retargeting).
         assert track_bone_error(identity.rig, pose) <= 0.02
         fig = result.masks[f, 0]
         area = fig.sum()
@@ -60,13 +69,14 @@ def test_every_character_follows_every_bvh(engine, runtime, char, bvh):
         # Every pixel inside each deformed part is covered by its triangles (no tears). Parts
         # are checked one by one: a whole figure, or one arm, may legitimately enclose
         # background (hands on hips, a fist touching the shoulder).
-        for name, cov in engine.part_coverage(job, f, 0, mesh_only=True).items():
+        for name, cov in engine.part_coverage(job, f, 0).items():
             part = cov > 0.5
             holes = (binary_fill_holes(part) & ~part).sum()
-            assert holes <= 0.001 * area, (f, name, holes, area)
-        # The figure keeps its drawn size.
+            assert holes <= ref_holes[name] * s * s * 1.3 + 0.001 * area, (f, name, holes, area)
+        # The figure keeps its drawn size (a torso that the track leans towards the camera
+        # is drawn shorter, down to 0.35 of its height: ``deform._SQUASH``).
         ratio = area / (ref_area * s * s)
-        assert 0.75 <= ratio <= 1.25, (f, ratio)
+        assert 0.55 <= ratio <= 1.25, (f, ratio)
 
 
 def _rest_job(runtime, char, scale=0.6, width=512, height=512, mirror=False):
@@ -153,15 +163,15 @@ def binary_erosion(mask):
     return erode(mask, iterations=3)
 
 
-def test_layer_order_far_arm_behind_near_arm_in_front():
-    idx = {n: i for i, n in enumerate(LAYER_NAMES)}
-    front = layer_order("front", mirror=False)
-    assert front.index(idx["torso"]) < front.index(idx["left_arm"]) < front.index(idx["right_arm"])
-    side = layer_order("side", mirror=False)
-    assert side.index(idx["left_arm"]) < side.index(idx["torso"]) < side.index(idx["right_arm"])
-    side_m = layer_order("side", mirror=True)
-    assert side_m.index(idx["right_arm"]) < side_m.index(idx["torso"]) < side_m.index(idx["left_arm"])
-    assert sorted(front) == sorted(side) == list(range(len(LAYER_NAMES)))
+def test_draw_order_far_arm_behind_near_arm_in_front():
+    front = draw_order("front", mirror=False)
+    assert front.index("torso") < front.index("left_upper_arm") < front.index("right_upper_arm")
+    assert front.index("left_thigh") < front.index("torso") and front.index("right_shin") < front.index("torso")
+    side = draw_order("side", mirror=False)
+    assert side.index("left_upper_arm") < side.index("torso") < side.index("right_upper_arm")
+    side_m = draw_order("side", mirror=True)
+    assert side_m.index("right_forearm") < side_m.index("torso") < side_m.index("left_forearm")
+    assert sorted(front) == sorted(side) and len(set(front)) == 14
 
 
 def test_same_job_same_bytes(runtime):
@@ -174,7 +184,7 @@ def test_same_job_same_bytes(runtime):
 
 def test_registry_builds_it_and_clip_reuses_the_puppet(runtime):
     eng = create_engine("puppet", runtime)
-    assert eng.name == "puppet" and eng.kinds == {"still", "clip"} and eng.version == "1"
+    assert eng.name == "puppet" and eng.kinds == {"still", "clip"} and eng.version == "2"
     calls = []
     eng.render(bvh_job(runtime, "char4", "jumping", 5), progress=lambda d, t: calls.append((d, t)))
     assert calls[-1] == (5, 5) and len(calls) == 5
@@ -191,3 +201,15 @@ def test_background_image_covers_the_frame(runtime, tmp_path):
     res = PuppetEngine(runtime).render(job)
     assert tuple(res.frames[0, 0, 0]) == (10, 200, 30)
     assert res.masks[0, 0].sum() > 500
+
+
+def test_sidecar_says_when_front_art_stands_in_for_a_profile(runtime):
+    """jumping turns the body side-on at its end: with only front art, the figure stays a
+    readable front figure and the result's info says so."""
+    res = PuppetEngine(runtime).render(bvh_job(runtime, "char1", "jumping", 6))
+    views = res.info["views"]["char1"]
+    assert views["art"] == "front" and views["frames_by_view"]["side"] >= 1
+    assert sum(views["frames_by_view"].values()) == 6
+    assert "readable front figure" in views["kept_readable"]
+    calm = PuppetEngine(runtime).render(bvh_job(runtime, "char1", "jumping_jacks", 4)).info["views"]["char1"]
+    assert calm["frames_by_view"]["front"] == 4 and "kept_readable" not in calm

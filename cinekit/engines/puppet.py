@@ -15,18 +15,16 @@ import numpy as np
 from cinekit.errors import EngineError, UserError
 from cinekit.job import Job
 from cinekit.pose.skeleton import MIRROR
-from cinekit.puppet.bind import Binding, bind, layer_order, missing_joints
-from cinekit.puppet.deform import deform_vertices, frame_scale, part_transforms
-from cinekit.puppet.mesh import build_mesh
-from cinekit.puppet.raster import Texture, draw_layers
+from cinekit.puppet.bind import Binding, bind, draw_order, missing_joints
+from cinekit.puppet.deform import frame_scale, part_transforms
+from cinekit.puppet.raster import draw_part
 
 
 @dataclass(eq=False)
 class Puppet:
-    """One character ready to pose: its binding and texture (art flipped when mirrored)."""
+    """One character ready to pose: its part layers (art flipped when mirrored)."""
 
     binding: Binding
-    texture: Texture
     mirror: bool
 
 
@@ -42,8 +40,10 @@ def _rig_reference(identity, view: str):
     return identity.references[0], identity.rig
 
 
-def build_puppet(rgba: np.ndarray, mask: np.ndarray, rig: np.ndarray, mirror: bool = False) -> Puppet:
-    """A puppet from reference art ``rgba`` (H, W, 4), figure ``mask`` (H, W) and ``rig`` (18, 2)."""
+def build_puppet(rgba: np.ndarray, mask: np.ndarray, rig: np.ndarray, mirror: bool = False,
+                 labels: np.ndarray | None = None) -> Puppet:
+    """A puppet from reference art ``rgba`` (H, W, 4), figure ``mask`` (H, W) and ``rig`` (18, 2);
+    ``labels`` (H, W) part indices (``parts.PART_NAMES``) override the automatic cut."""
     rig = np.asarray(rig, dtype=np.float64)
     if mirror:
         w = rgba.shape[1]
@@ -51,16 +51,47 @@ def build_puppet(rgba: np.ndarray, mask: np.ndarray, rig: np.ndarray, mirror: bo
         mask = mask[:, ::-1]
         rig = rig[list(MIRROR)].copy()
         rig[:, 0] = (w - 1) - rig[:, 0]
+        if labels is not None:
+            from cinekit.puppet.parts import PART_NAMES
+
+            swap = {i: PART_NAMES.index(n.replace("right_", "@").replace("left_", "right_").replace("@", "left_"))
+                    for i, n in enumerate(PART_NAMES)}
+            lut = np.array([swap[i] for i in range(len(PART_NAMES))] + [-1], np.int8)
+            labels = lut[labels[:, ::-1]]
     rgba = np.ascontiguousarray(rgba)
     mask = np.ascontiguousarray(mask)
-    mesh = build_mesh(mask)
-    return Puppet(binding=bind(mesh, mask, rig), texture=Texture.from_reference(rgba, mask), mirror=mirror)
+    return Puppet(binding=bind(rgba, mask, rig, labels), mirror=mirror)
+
+
+def _part_labels(identity, ref) -> np.ndarray | None:
+    """The user's part label map of ``ref`` (its ``parts:`` image) as part indices, or None."""
+    for r, spec in zip(identity.references, identity.spec.references, strict=False):
+        if r is ref and getattr(spec, "parts", None):
+            from PIL import Image
+
+            from cinekit.identity.core import resolve
+            from cinekit.puppet.parts import labels_from_map
+
+            path = resolve(identity.spec_path, spec.parts)
+            try:
+                with Image.open(path) as im:
+                    image = np.asarray(im.convert("RGB"))
+            except OSError as exc:
+                raise UserError(f"{path}: cannot read the part label map ({exc})",
+                                hint="`parts:` is a PNG the size of the reference, one flat colour per part "
+                                     "(see docs/puppet.md)") from None
+            if image.shape[:2] != ref.mask.shape:
+                raise UserError(f"{path}: part label map is {image.shape[1]}x{image.shape[0]}, "
+                                f"the reference is {ref.mask.shape[1]}x{ref.mask.shape[0]}",
+                                hint="draw the label map over the reference, at its size")
+            return labels_from_map(image, ref.mask)
+    return None
 
 
 class PuppetEngine:
     name = "puppet"
     kinds = frozenset({"still", "clip"})
-    version = "1"
+    version = "2"
 
     def __init__(self, runtime):
         self.runtime = runtime
@@ -97,7 +128,7 @@ class PuppetEngine:
         key = (name, ref.sha256, bool(mirror))
         if key not in self._puppets:
             t = time.perf_counter()
-            self._puppets[key] = build_puppet(ref.rgba, ref.mask, rig, mirror)
+            self._puppets[key] = build_puppet(ref.rgba, ref.mask, rig, mirror, labels=_part_labels(identity, ref))
             self._tick("build", t)
         return self._puppets[key]
 
@@ -106,8 +137,13 @@ class PuppetEngine:
 
     # 3. -------------------------------------------------------------------------------
     def render_frame(self, job: Job, f: int, puppets: list[Puppet], canvas: np.ndarray,
-                     masks: np.ndarray | None = None) -> None:
-        """Composite frame ``f`` of every character over ``canvas`` (H, W, 3) float32, in place."""
+                     masks: np.ndarray | None = None, coverage: dict | None = None) -> None:
+        """Composite frame ``f`` of every character over ``canvas`` (H, W, 3) uint8, in place.
+
+        ``masks`` ``(frames, characters, H, W)`` bool receives each character's coverage;
+        ``coverage``, when given, maps ``(character, part name)`` to that part's alpha
+        (H, W) uint8 (tests, debugging).
+        """
         order = sorted(range(len(job.characters)), key=lambda i: (job.characters[i].z, i))
         for i in order:
             ch, pup = job.characters[i], puppets[i]
@@ -117,55 +153,25 @@ class PuppetEngine:
             if transforms is None:        # no neck or hips this frame: nothing to draw
                 continue
             scale = frame_scale(pup.binding.rig, target)
-            verts = deform_vertices(pup.binding, transforms)
             self._tick("deform", t)
-            alpha = np.zeros(canvas.shape[:2], np.float32) if masks is not None else None
-            draw_layers(canvas, alpha, pup.texture, scale, pup.binding.mesh.vertices, verts,
-                        pup.binding.mesh.triangles, pup.binding.tri_layer,
-                        layer_order(ch.view, ch.mirror), timings=self.timings)
-            if masks is not None:
-                masks[f, i] = alpha > 0.5
+            alpha = masks[f, i] if masks is not None else None     # drawn into in place
+            for name in draw_order(ch.view, ch.mirror):
+                part = pup.binding.parts.get(name)
+                if part is None:
+                    continue
+                cov = None
+                if coverage is not None:
+                    cov = coverage.setdefault((i, name), np.zeros(canvas.shape[:2], np.uint8))
+                draw_part(canvas, alpha, part, transforms, scale, coverage=cov, timings=self.timings)
 
-    def part_coverage(self, job: Job, f: int, i: int, mesh_only: bool = False) -> dict[str, np.ndarray]:
-        """Each part's own coverage ``(H, W)`` float32 of character ``i`` at frame ``f`` (tests,
-        debugging): head and torso together, then each limb bone (with its hand or foot).
-
-        A triangle belongs to the part with the largest summed weight of its vertices. With
-        ``mesh_only`` the texture is taken as opaque: the coverage of the triangles themselves.
-        """
-        from cinekit.puppet.bind import PARTS
-
-        ch = job.characters[i]
-        pup = self.puppet(ch.name, ch.view, ch.mirror)
-        b = pup.binding
-        tri_part = b.weights[b.mesh.triangles].sum(axis=1).argmax(axis=1)
-        names = ["head+torso"] + list(PARTS[3:])
-        tri_group = np.maximum(tri_part - 2, 0).astype(np.int32)
-        transforms = part_transforms(b, job.pose[f, i])
-        out: dict[int, np.ndarray] = {}
-        if transforms is not None:
-            canvas = np.zeros((job.height, job.width, 3), np.float32)
-            texture = Texture(rgba=np.full_like(pup.texture.rgba, 255)) if mesh_only else pup.texture
-            draw_layers(canvas, None, texture, frame_scale(b.rig, job.pose[f, i]), b.mesh.vertices,
-                        deform_vertices(b, transforms), b.mesh.triangles, tri_group,
-                        list(range(len(names))), layer_alpha=out)
-        return {names[k]: v for k, v in out.items()}
-
-    def layer_coverage(self, job: Job, f: int, i: int) -> dict[str, np.ndarray]:
-        """Each draw layer's own coverage ``(H, W)`` float32 of character ``i`` at frame ``f`` (tests, debugging)."""
-        from cinekit.puppet.bind import LAYER_NAMES
-
-        ch = job.characters[i]
-        pup = self.puppet(ch.name, ch.view, ch.mirror)
-        transforms = part_transforms(pup.binding, job.pose[f, i])
-        out: dict[int, np.ndarray] = {}
-        if transforms is not None:
-            canvas = np.zeros((job.height, job.width, 3), np.float32)
-            draw_layers(canvas, None, pup.texture, frame_scale(pup.binding.rig, job.pose[f, i]),
-                        pup.binding.mesh.vertices, deform_vertices(pup.binding, transforms),
-                        pup.binding.mesh.triangles, pup.binding.tri_layer, layer_order(ch.view, ch.mirror),
-                        layer_alpha=out)
-        return {LAYER_NAMES[k]: v for k, v in out.items()}
+    def part_coverage(self, job: Job, f: int, i: int) -> dict[str, np.ndarray]:
+        """Each part's own drawn alpha ``(H, W)`` float32 (0..1) of character ``i`` at frame
+        ``f`` (tests, debugging), keyed by part name."""
+        puppets = [self.puppet(c.name, c.view, c.mirror) for c in job.characters]
+        canvas = np.zeros((job.height, job.width, 3), np.uint8)
+        cov: dict = {}
+        self.render_frame(job, f, puppets, canvas, coverage=cov)
+        return {name: a.astype(np.float32) / 255.0 for (k, name), a in cov.items() if k == i}
 
     def render(self, job: Job, progress=None):
         from cinekit.engines.base import RenderResult
@@ -175,17 +181,16 @@ class PuppetEngine:
         puppets = [self.puppet(c.name, c.view, c.mirror) for c in job.characters]
         frames = np.empty((job.frames, job.height, job.width, 3), np.uint8)
         masks = np.zeros((job.frames, len(job.characters), job.height, job.width), bool)
-        base = background(job.background, job.width, job.height).astype(np.float32)
+        read = getattr(getattr(self.runtime, "files", None), "read", None)
+        base = np.clip(np.asarray(background(job.background, job.width, job.height, read=read), np.float32) + 0.5, 0, 255)
+        base = base.astype(np.uint8)
         for f in range(job.frames):
-            canvas = base.copy()
-            self.render_frame(job, f, puppets, canvas, masks)
-            t = time.perf_counter()
-            np.clip(canvas + 0.5, 0, 255, out=canvas)
-            frames[f] = canvas.astype(np.uint8)
-            self._tick("composite", t)
+            frames[f] = base                  # drawn in place: no per-frame full-size buffers
+            self.render_frame(job, f, puppets, frames[f], masks)
             if progress:
                 progress(f + 1, job.frames)
-        return RenderResult(frames=frames, masks=masks, extras={}, info={"engine": "puppet", "version": self.version})
+        info = {"engine": "puppet", "version": self.version, "views": self.view_report(job)}
+        return RenderResult(frames=frames, masks=masks, extras={}, info=info)
 
     def stream(self, job: Job, progress=None, mask_frames=frozenset()):
         """``render`` one frame at a time (the writer encodes each as it comes: memory does not
@@ -196,27 +201,56 @@ class PuppetEngine:
         self.check_inputs(job)
         puppets = [self.puppet(c.name, c.view, c.mirror) for c in job.characters]
         read = getattr(getattr(self.runtime, "files", None), "read", None)
-        base = background(job.background, job.width, job.height, read=read).astype(np.float32)
+        base = np.clip(np.asarray(background(job.background, job.width, job.height, read=read), np.float32) + 0.5, 0, 255)
+        base = base.astype(np.uint8)
         keep = frozenset(mask_frames)
 
         class _OneFrame:  # stands in for render_frame's (frames, C, H, W) masks: keeps one frame's
             def __init__(self, c: int):
                 self.masks = np.zeros((c, job.height, job.width), bool)
 
-            def __setitem__(self, key, value):
-                self.masks[key[1]] = value
+            def __getitem__(self, key):   # render_frame draws into masks[f, i] in place
+                return self.masks[key[1]]
 
         def frames():
             for f in range(job.frames):
-                canvas = base.copy()
+                image = base.copy()               # drawn in place, as in render()
                 holder = _OneFrame(len(job.characters)) if f in keep else None
-                self.render_frame(job, f, puppets, canvas, holder)
-                t = time.perf_counter()
-                np.clip(canvas + 0.5, 0, 255, out=canvas)
-                image = canvas.astype(np.uint8)
-                self._tick("composite", t)
+                self.render_frame(job, f, puppets, image, holder)
                 yield Frame(image, {}, holder.masks if holder is not None else None)
                 if progress:
                     progress(f + 1, job.frames)
 
-        return FrameStream(frames(), extras=(), masks=True, info={"engine": "puppet", "version": self.version})
+        info = {"engine": "puppet", "version": self.version, "views": self.view_report(job)}
+        return FrameStream(frames(), extras=(), masks=True, info=info)
+
+    def view_report(self, job: Job) -> dict[str, dict]:
+        """Per character, for the sidecar: the art drawn and the views the track's body asks
+        for, frame by frame (from its yaw, read off the shoulder line's width against the
+        rig's). Where the character has no art for a view, its front art stays a readable
+        front figure (a torso is narrowed at most to ``deform._SQUASH``, never to a profile)."""
+        from cinekit.pose.skeleton import INDEX
+
+        rs, ls = INDEX["right_shoulder"], INDEX["left_shoulder"]
+        out = {}
+        for i, ch in enumerate(job.characters):
+            identity = self.runtime.identities.get(ch.name)
+            ref, rig = _rig_reference(identity, ch.view)
+            wanted = {"front": 0, "three_quarter": 0, "side": 0}
+            rest = float(np.hypot(*(rig[ls] - rig[rs])))
+            for f in range(job.frames):
+                pose = job.pose[f, i]
+                s = frame_scale(rig, pose)
+                width = float(np.hypot(*(pose[ls] - pose[rs])))
+                if s is None or not np.isfinite(width) or rest <= 0:
+                    continue
+                r = width / (s * rest)
+                wanted["front" if r > 0.8 else "three_quarter" if r > 0.45 else "side"] += 1
+            art = {r.view for r in identity.references}
+            missing = sorted(v for v, n in wanted.items() if n and v not in art and v != ref.view)
+            out[ch.name] = {"art": ref.view, "frames_by_view": wanted}
+            if missing:
+                out[ch.name]["kept_readable"] = (
+                    f"no {'/'.join(missing)} art: drew the {ref.view} art as a readable {ref.view} figure "
+                    f"in those frames rather than squashing it into a profile")
+        return out

@@ -40,6 +40,7 @@ from cinekit.pose.angles import (
     bone_lengths,
     from_angles,
     rest_pose,
+    wrap_angle,
 )
 from cinekit.pose.skeleton import BONES, INDEX, JOINTS
 
@@ -157,13 +158,17 @@ def _lowest_ankle(poses: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(y), -np.inf, y).max(axis=-1)
 
 
-def retarget(poses: np.ndarray, lengths: np.ndarray, torso: Torso | None = None) -> np.ndarray:
+def retarget(poses: np.ndarray, lengths: np.ndarray, torso: Torso | None = None,
+             rest: np.ndarray | None = None) -> np.ndarray:
     """Body-space ``poses`` ``(..., 18, 2)`` re-drawn with target bone ``lengths`` ``(17,)``
     -> ``(..., 18, 2)`` body space; see the module docstring for the root and floor rules.
 
     ``torso`` (the target's rest torso, e.g. ``torso_from_rig``): shoulders and hips take the
     target's shape instead of the source's neck -> shoulder / hip angles; None keeps the angles.
+    ``rest`` ``(18, 2)`` (the character's rig, pixels) is shorthand for ``torso_from_rig(rest)``.
     """
+    if torso is None and rest is not None:
+        torso = torso_from_rig(rest)
     poses = np.asarray(poses, dtype=np.float64)
     lengths = np.asarray(lengths, dtype=np.float64)
     if lengths.shape != (N_BONES,) or not np.isfinite(lengths).all():

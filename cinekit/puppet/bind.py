@@ -1,65 +1,52 @@
-"""Bind a mesh to a COCO-18 rig: linear blend skinning with geodesic bone distances.
+"""Bind reference art to a COCO-18 rig as a stack of part layers (a cut-out puppet).
 
-Why skinning and not ARAP: the pose track already fixes every bone's direction and length,
-so each part's rest->target similarity is known in closed form; linear blend skinning
-(Magnenat-Thalmann et al. 1988) with weights precomputed once then costs one small matrix
-product per frame (deterministic, no solver, no iteration count to tune) and keeps each
-part rigid away from the joints, which is what preserves a drawn identity. ARAP (Igarashi
-et al. 2005, as used by AnimatedDrawings) needs a sparse solve per frame and spreads a pose
-error over the whole figure; its one advantage, smoother bends, is recovered here by a
-blend band at each joint and by a torso made of two frames (shoulders, hips).
+Why parts and not one skinned sheet: real art has hands on hips and arms against the body;
+one sheet skinned by distance drags the torso with a rising arm and stretches whatever lies
+between them. Here (``parts``) the figure is cut along the rig into head, torso, upper and
+lower arms, hands, thighs, shins and feet; each part is its own triangle mesh and texture
+(with what other parts hid in the reference painted in), moves rigidly with its bone, and
+blends towards its parent only in a band on its own side of the joint.
 
-Separation: a vertex's distance to a part is *geodesic*, measured inside the figure mask
-(skimage's minimum-cost path, 25x the cost per pixel outside the figure), so a hand drawn
-next to the hip is far from the torso and an arm does not drag the body.
-
-Parts, in transform order (``PARTS``): the head (rigid, on the neck->nose bone; a rig without
-a nose, like AnimatedDrawings', gets a head bone synthesised along the hips->neck
-direction), the torso as an upper (neck/shoulders) and a lower (hips) frame blended along
-the spine, then the eight limb bones. Hands and feet ride on the forearm and shin.
+Why rigid per bone and not ARAP: the pose track fixes every bone's direction and length, so
+each bone's rest -> target similarity is known in closed form (``deform``); a rigid part
+keeps the drawing's identity, costs one ``cv2.warpAffine`` per frame (``raster``) and needs
+no solver. Each part's mesh is split once into *cores* (triangles whose vertices all follow
+one transform: drawn as a single affine warp of their texture) and a *band* (the blended
+triangles at the joint: rasterised), so only the joints pay for a mesh.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
-from skimage.graph import MCP_Geometric
 
 from cinekit.pose.skeleton import INDEX
-from cinekit.puppet.mesh import Mesh
-
-PARTS: tuple[str, ...] = (
-    "head", "torso_upper", "torso_lower",
-    "right_upper_arm", "right_forearm", "left_upper_arm", "left_forearm",
-    "right_thigh", "right_shin", "left_thigh", "left_shin",
+from cinekit.puppet.mesh import build_mesh
+from cinekit.puppet.parts import (
+    PART_NAMES,
+    SLOTS,
+    Weights,
+    fill_hidden,
+    fill_unlabelled,
+    head_axis,
+    hidden_region,
+    label_parts,
 )
-# Limb part -> (parent joint, child joint) in COCO-18.
+
+PARTS = SLOTS   # the per-frame transforms, in ``deform.part_transforms`` order
+# Limb transform -> (parent joint, child joint) in COCO-18.
 LIMB_BONES: dict[str, tuple[int, int]] = {
     "right_upper_arm": (2, 3), "right_forearm": (3, 4),
     "left_upper_arm": (5, 6), "left_forearm": (6, 7),
     "right_thigh": (8, 9), "right_shin": (9, 10),
     "left_thigh": (11, 12), "left_shin": (12, 13),
 }
-# Draw layers: groups of parts drawn together.
-LAYERS: dict[str, tuple[str, ...]] = {
-    "head": ("head",),
-    "torso": ("torso_upper", "torso_lower"),
-    "right_arm": ("right_upper_arm", "right_forearm"),
-    "left_arm": ("left_upper_arm", "left_forearm"),
-    "right_leg": ("right_thigh", "right_shin"),
-    "left_leg": ("left_thigh", "left_shin"),
-}
-LAYER_NAMES: tuple[str, ...] = tuple(LAYERS)
-
 REQUIRED_JOINTS: tuple[str, ...] = (
     "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder", "left_elbow",
     "left_wrist", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle",
 )
-
-_OUTSIDE_COST = 25.0   # geodesic cost of a pixel outside the figure (vs 1 inside)
-_GEO_SIDE = 256        # distances are computed on the mask resized to this longer side
 
 
 def missing_joints(rig: np.ndarray | None) -> list[str]:
@@ -69,132 +56,172 @@ def missing_joints(rig: np.ndarray | None) -> list[str]:
     return [j for j in REQUIRED_JOINTS if not np.isfinite(rig[INDEX[j]]).all()]
 
 
-@dataclass(frozen=True)
-class Binding:
-    """A mesh skinned to a rig; everything in the reference's pixels."""
+@dataclass(eq=False)
+class Crop:
+    """A premultiplied RGBA piece of the reference (origin ``x0, y0`` in reference pixels)
+    with lazily built pre-filtered levels for drawing it smaller (steps of sqrt 2)."""
 
-    mesh: Mesh
-    rig: np.ndarray          # (18, 2) rest pose on the reference
-    hip_mid: np.ndarray      # (2,) midpoint of the hips
-    head_dir: np.ndarray     # (2,) rest head bone neck -> head (nose, or synthesised)
-    weights: np.ndarray      # (N, len(PARTS)) float64, rows sum to 1
-    tri_layer: np.ndarray    # (T,) int index into LAYER_NAMES: the part group owning the triangle
+    rgba: np.ndarray
+    x0: int
+    y0: int
+    _levels: dict[int, tuple[np.ndarray, float]] = field(default_factory=dict)
+
+    def level(self, scale: float) -> tuple[np.ndarray, float]:
+        """(pixels, factor) of the smallest level not below ``scale``; a reference point ``p``
+        lies at ``(p - origin + 0.5) * factor - 0.5`` in it."""
+        k = 0 if scale >= 1 else min(12, int(np.floor(-2 * np.log2(max(scale, 1e-3)) + 1e-9)))
+        if k not in self._levels:
+            h, w = self.rgba.shape[:2]
+            f = 2.0 ** (-k / 2)
+            sw, sh = max(1, int(round(w * f))), max(1, int(round(h * f)))
+            img = self.rgba if k == 0 else cv2.resize(self.rgba, (sw, sh), interpolation=cv2.INTER_AREA)
+            self._levels[k] = (img, sw / w)
+        return self._levels[k]
+
+
+@dataclass(eq=False)
+class PartLayer:
+    """One part: its mesh (reference pixels), per-vertex weights over ``PARTS``, and what
+    to draw: rigid cores ``(slot, crop)`` and the blended band triangles over ``texture``."""
+
+    name: str
+    vertices: np.ndarray        # (N, 2) float64
+    triangles: np.ndarray       # (T, 3) int32
+    weights: np.ndarray         # (N, len(PARTS))
+    texture: Crop               # the whole part, hidden pixels painted in
+    cores: list[tuple[int, Crop]]
+    band: np.ndarray            # (B,) indices into triangles
+
+
+@dataclass(eq=False)
+class Binding:
+    """Reference art bound to a rig; everything in the reference's pixels."""
+
+    rig: np.ndarray             # (18, 2) rest pose on the reference
+    hip_mid: np.ndarray         # (2,)
+    head_dir: np.ndarray        # (2,) rest head bone neck -> head (nose, or synthesised)
+    labels: np.ndarray          # (H, W) int8 part index (``PART_NAMES``), -1 outside the figure
+    parts: dict[str, PartLayer]
 
     @property
     def has_nose(self) -> bool:
         return bool(np.isfinite(self.rig[INDEX["nose"]]).all())
 
-
-def _segments_for_regions(rig: np.ndarray, hip_mid: np.ndarray, head_top: np.ndarray):
-    """Seeds of each distance region: polylines (and one polygon for the torso)."""
-    j = lambda n: rig[INDEX[n]]  # noqa: E731
-    regions = {
-        "head": {"lines": [(j("neck"), head_top)]},
-        # The torso starts at the shoulder line, not at the neck joint: an AnimatedDrawings
-        # "neck" sits inside the drawn head, and the chin must not follow the chest.
-        "torso": {
-            "lines": [(0.5 * (j("right_shoulder") + j("left_shoulder")), hip_mid),
-                      (j("right_shoulder"), j("left_shoulder")),
-                      (hip_mid, j("right_hip")), (hip_mid, j("left_hip"))],
-            "poly": np.array([j("right_shoulder"), j("left_shoulder"), j("left_hip"), j("right_hip")]),
-        },
-    }
-    for part, (a, b) in LIMB_BONES.items():
-        regions[part] = {"lines": [(rig[a], rig[b])]}
-    return regions
+    @property
+    def n_triangles(self) -> int:
+        return sum(len(p.triangles) for p in self.parts.values())
 
 
-def geodesic_distances(mask: np.ndarray, regions: dict, points: np.ndarray) -> np.ndarray:
-    """Distance ``(P, R)`` in pixels from each of ``points`` ``(P, 2)`` to each region, through the figure."""
-    h, w = mask.shape
-    f = min(1.0, _GEO_SIDE / max(h, w))
-    sh, sw = max(2, int(round(h * f))), max(2, int(round(w * f)))
-    fx, fy = sw / w, sh / h
-    small = cv2.resize(mask.astype(np.uint8) * 255, (sw, sh), interpolation=cv2.INTER_AREA) > 64
-    costs = np.where(small, 1.0, _OUTSIDE_COST)
-    to_small = lambda p: (np.asarray(p, float) + 0.5) * (fx, fy) - 0.5  # noqa: E731
-    pi = np.clip(np.round(to_small(points)).astype(int), 0, [sw - 1, sh - 1])
-    out = np.empty((len(points), len(regions)))
-    for r, seeds in enumerate(regions.values()):
-        canvas = np.zeros((sh, sw), np.uint8)
-        for a, b in seeds.get("lines", []):
-            a, b = np.round(to_small(a)).astype(int), np.round(to_small(b)).astype(int)
-            cv2.line(canvas, tuple(int(v) for v in a), tuple(int(v) for v in b), 1, 1)
-        if "poly" in seeds:
-            cv2.fillPoly(canvas, [np.round(to_small(seeds["poly"])).astype(np.int32)], 1)
-        starts = np.argwhere(canvas > 0)
-        # Pixels of the figure on the seed are where distance starts; keep outside ones too
-        # (a rig line may run just off a thin stroke), they are only reached at a cost.
-        dist, _ = MCP_Geometric(costs, fully_connected=True).find_costs([tuple(s) for s in starts])
-        out[:, r] = dist[pi[:, 1], pi[:, 0]] / f
+def figure_alpha(rgba: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The figure's alpha (H, W) float32 0..255: the art's alpha inside ``mask``, feathered by
+    half a pixel at the outline (antialiasing)."""
+    alpha = np.where(mask, rgba[..., 3], 0).astype(np.float32)
+    alpha = cv2.GaussianBlur(alpha, (0, 0), 0.5)
+    return np.where(cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0, alpha, 0)
+
+
+def premultiply(rgb: np.ndarray, alpha: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """Premultiplied RGBA (H, W, 4) uint8 of ``rgb`` with ``alpha`` (0..255) inside ``region``
+    and transparent outside: a part's cuts are hard (its neighbour, drawn identically, lies
+    under the overlap), only the figure's outline is feathered (``figure_alpha``)."""
+    alpha = np.where(region, alpha, 0).astype(np.float32)
+    rgba = np.dstack([rgb, np.zeros(rgb.shape[:2], np.uint8)])
+    out = np.empty(rgba.shape, np.uint8)
+    out[..., :3] = np.clip(rgba[..., :3].astype(np.float32) * (alpha / 255.0)[..., None] + 0.5, 0, 255)
+    out[..., 3] = np.clip(alpha + 0.5, 0, 255)
     return out
 
 
-def bind(mesh: Mesh, mask: np.ndarray, rig: np.ndarray) -> Binding:
-    """Skin ``mesh`` (on a reference with figure ``mask``) to ``rig`` ``(18, 2)`` pixels."""
+def own_edge(own: np.ndarray, mask: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """The feathered rim just outside the figure ``mask`` next to ``own`` (``alpha`` > 0 there)."""
+    grown = cv2.dilate(own.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    return grown & (alpha > 0) & ~mask
+
+
+def _crop(full: np.ndarray, keep: np.ndarray) -> Crop:
+    """The bounding box of ``keep`` (with a 2 px border) cut from ``full`` (H, W, 4)."""
+    ys, xs = np.nonzero(keep)
+    h, w = keep.shape
+    y0, y1 = max(0, ys.min() - 2), min(h, ys.max() + 3)
+    x0, x1 = max(0, xs.min() - 2), min(w, xs.max() + 3)
+    piece = np.where(keep[y0:y1, x0:x1, None], full[y0:y1, x0:x1], 0).astype(np.uint8)
+    return Crop(np.ascontiguousarray(piece), int(x0), int(y0))
+
+
+def _coverage(vertices: np.ndarray, triangles: np.ndarray, shape) -> np.ndarray:
+    out = np.zeros(shape, np.uint8)
+    if len(triangles):
+        polys = np.round(vertices[triangles] * 16).astype(np.int32)
+        cv2.fillPoly(out, list(polys), 1, lineType=cv2.LINE_8, shift=4)
+    return out > 0
+
+
+def bind(rgba: np.ndarray, mask: np.ndarray, rig: np.ndarray, labels: np.ndarray | None = None) -> Binding:
+    """Cut reference art ``rgba`` (H, W, 4) with figure ``mask`` (H, W) into parts along
+    ``rig`` ``(18, 2)`` pixels; ``labels`` (H, W) part indices (-1: unlabelled) override the
+    automatic cut where they label a pixel."""
     missing = missing_joints(rig)
     if missing:
         raise ValueError(f"rig lacks {', '.join(missing)}")
     rig = np.asarray(rig, dtype=np.float64)
-    neck = rig[INDEX["neck"]]
+    mask = np.asarray(mask, dtype=bool)
+    auto = label_parts(mask, rig)
+    # A user's map overrides the cut where it labels a pixel; the rest is cut automatically.
+    labels = auto if labels is None else fill_unlabelled(np.where(mask, labels, -1).astype(np.int8), auto, mask)
     hip_mid = 0.5 * (rig[INDEX["right_hip"]] + rig[INDEX["left_hip"]])
-    spine = neck - hip_mid
-    spine_len = max(float(np.hypot(*spine)), 1e-6)
-    nose = rig[INDEX["nose"]]
-    if np.isfinite(nose).all() and np.hypot(*(nose - neck)) > 1e-6:
-        head_dir = nose - neck
-        head_top = neck + head_dir * 1.5
-    else:
-        head_dir = spine / spine_len * (0.5 * spine_len)
-        head_top = neck + head_dir
-    regions = _segments_for_regions(rig, hip_mid, head_top)
-    v = mesh.vertices
-    d = geodesic_distances(mask, regions, v)              # (N, R): head, torso, 8 limbs
-
-    limb_len = [np.hypot(*(rig[b] - rig[a])) for a, b in LIMB_BONES.values()]
-    sigma = max(2.0, 0.2 * float(np.median(limb_len)))
-    sig = np.full(d.shape[1], sigma)
-    sig[0] = 0.3 * sigma                                  # the head stays rigid: a thin band at the neck
-    nearest = d.argmin(axis=1)
-    excess = d - d[np.arange(len(d)), nearest][:, None]
-    pair_sigma = np.minimum(sig[None, :], sig[nearest][:, None])
-    w = np.exp(-((excess / pair_sigma) ** 2))
-    w[excess > 2.5 * pair_sigma] = 0.0
-    # At most 3 parts per vertex.
-    if w.shape[1] > 3:
-        cut = np.sort(w, axis=1)[:, -3][:, None]
-        w[w < cut] = 0.0
-    w /= w.sum(axis=1, keepdims=True)
-
-    # Split the torso weight into its upper and lower frames along the spine.
-    t = ((v - neck) @ (hip_mid - neck)) / (spine_len ** 2)
-    t = np.clip((t - 0.2) / 0.6, 0.0, 1.0)
-    t = t * t * (3 - 2 * t)
-    weights = np.zeros((len(v), len(PARTS)))
-    weights[:, 0] = w[:, 0]
-    weights[:, 1] = w[:, 1] * (1 - t)
-    weights[:, 2] = w[:, 1] * t
-    weights[:, 3:] = w[:, 2:]
-
-    # Each triangle belongs to the layer with the largest summed weight of its vertices.
-    part_layer = np.array([next(i for i, parts in enumerate(LAYERS.values()) if p in parts) for p in PARTS])
-    layer_w = np.zeros((len(v), len(LAYERS)))
-    np.add.at(layer_w.T, part_layer, weights.T)
-    tri_layer = layer_w[mesh.triangles].sum(axis=1).argmax(axis=1).astype(np.int32)
-    return Binding(mesh=mesh, rig=rig, hip_mid=hip_mid, head_dir=head_dir, weights=weights, tri_layer=tri_layer)
+    head_dir, _ = head_axis(rig)
+    weights = Weights(labels, rig)
+    alpha = figure_alpha(rgba, mask)
+    ys, xs = np.nonzero(mask)
+    step = max(4.0, max(np.ptp(xs) + 1, np.ptp(ys) + 1) / 40.0)
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+    parts: dict[str, PartLayer] = {}
+    front = draw_order("front", False)
+    for k, name in enumerate(PART_NAMES):
+        own = labels == k
+        if own.sum() < 4:
+            continue
+        # What the parts drawn over this one hide of it is painted in (a torso behind an arm).
+        over = [PART_NAMES.index(n) for n in front[front.index(name) + 1:]]
+        hidden = hidden_region(labels, k, over)
+        rgb = fill_hidden(rgba[..., :3], own, hidden)
+        # 3 px past its cuts (drawn identically by the neighbour there), so no seam shows even
+        # on a texture level drawn at a third of its size.
+        region = (cv2.dilate(own.astype(np.uint8), disk, iterations=3) > 0) & mask | hidden
+        full = premultiply(rgb, np.where(hidden, 255.0, alpha), region | own_edge(own, mask, alpha))
+        mesh = build_mesh(region, step=step)
+        w = weights(name, mesh.vertices)
+        # Cores: triangles whose three vertices follow one transform exactly.
+        tw = w[mesh.triangles]                                    # (T, 3, S)
+        one = (tw.max(axis=2) > 1 - 1e-9).all(axis=1)
+        slot = tw[:, 0].argmax(axis=1)
+        core = one & (slot[:, None] == tw.argmax(axis=2)).all(axis=1)
+        texture = _crop(full, region | hidden)
+        cores = []
+        for s in np.unique(slot[core]):
+            cov = _coverage(mesh.vertices, mesh.triangles[core & (slot == s)], mask.shape)
+            # The band is drawn over its core; the core reaches 3 px under the band (where the
+            # band's transform still equals the core's), so no seam opens between them.
+            keep = (cv2.dilate(cov.astype(np.uint8), disk, iterations=3) > 0) & (full[..., 3] > 0)
+            if keep.any():
+                cores.append((int(s), _crop(full, keep)))
+        parts[name] = PartLayer(name=name, vertices=mesh.vertices, triangles=mesh.triangles, weights=w,
+                                texture=texture, cores=cores, band=np.nonzero(~core)[0].astype(np.int32))
+    return Binding(rig=rig, hip_mid=hip_mid, head_dir=head_dir, labels=labels, parts=parts)
 
 
-def layer_order(view: str, mirror: bool) -> list[int]:
-    """Draw order of ``LAYER_NAMES``, back to front.
+def draw_order(view: str, mirror: bool) -> list[str]:
+    """Part names back to front.
 
     The character's far side is its left (its right when mirrored: the flipped art's
-    "right" is the original left). In a front view both arms are in front of the torso
-    (a hand across the chest shows), the far one under the near one; in other views the
-    far arm goes behind the body. Legs are behind the torso (a skirt covers the thighs).
+    "right" is the original left). Legs are behind the torso (a skirt covers the thighs);
+    in a front view both arms are in front of the torso (a hand across the chest shows),
+    the far one under the near one; in other views the far arm goes behind the body.
+    Within a limb, the child is over its parent (a forearm over its upper arm at the elbow).
     """
     far, near = ("right", "left") if mirror else ("left", "right")
+    leg = lambda s: [f"{s}_thigh", f"{s}_shin", f"{s}_foot"]  # noqa: E731
+    arm = lambda s: [f"{s}_upper_arm", f"{s}_forearm", f"{s}_hand"]  # noqa: E731
     if view == "front":
-        names = [f"{far}_leg", f"{near}_leg", "torso", "head", f"{far}_arm", f"{near}_arm"]
-    else:
-        names = [f"{far}_arm", f"{far}_leg", f"{near}_leg", "torso", "head", f"{near}_arm"]
-    return [LAYER_NAMES.index(n) for n in names]
+        return leg(far) + leg(near) + ["torso", "head"] + arm(far) + arm(near)
+    return arm(far) + leg(far) + leg(near) + ["torso", "head"] + arm(near)

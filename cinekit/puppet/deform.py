@@ -1,18 +1,17 @@
-"""Pose a bound mesh: one similarity (rotation + uniform scale) per part, blended per vertex.
+"""Pose a bound puppet: one transform per bone (``bind.PARTS``), blended per vertex at the joints.
 
 All transforms are ``(2, 3)`` affine matrices from reference pixels to output pixels.
 
 - scale ``s``: the frame's uniform scale, the median over body bones of target length / rig
   length (the track is retargeted to the rig's proportions, so every bone agrees).
 - torso: an upper frame pinned at the target neck and a lower frame pinned at the target
-  hip midpoint, each turned by the spine's rotation averaged with the shoulder line's (upper)
-  or hip line's (lower) when that line is not foreshortened (a side view collapses it); the
-  vertex blend between the two frames bends the torso.
+  hip midpoint, each the affine that best maps the rig's torso vectors onto the track's,
+  its stretch clamped (``_fit_frame``); the vertex blend between the two bends the waist.
 - head: rigid, turned with the neck->nose bone (or with the upper torso when the target has
   no nose).
-- limbs: forward kinematics from where the torso puts the shoulder / hip, each bone turned
-  to the target bone's direction at scale ``s``; a bone whose target joint is missing keeps
-  its rest angle to its parent. Limbs therefore never detach from the drawn body.
+- limbs: each bone turned to the target bone's direction at scale ``s`` and hung from the
+  track's joint (so the drawn elbows, wrists, knees and ankles are the track's); where the
+  track lacks a joint, from where its parent puts it, keeping its rest angle to the parent.
 """
 
 from __future__ import annotations
@@ -59,17 +58,56 @@ def frame_scale(rig: np.ndarray, target: np.ndarray) -> float | None:
     return float(np.median(ratios)) if ratios else None
 
 
-def _line_turn(rest: np.ndarray, tgt: np.ndarray, s: float, spine_turn: float) -> tuple[float, float]:
-    """(turn of a left-right line, its reliability in [0, 1]) relative to the spine's turn."""
-    rl = np.hypot(*rest)
-    tl = np.hypot(*tgt)
-    if not np.isfinite(tgt).all() or rl < 1e-6 or tl < 1e-6:
-        return 0.0, 0.0
-    rel = _wrap(_angle(tgt) - _angle(rest) - spine_turn)
-    rho = float(np.clip((tl / (s * rl) - 0.3) / 0.4, 0.0, 1.0))
-    if abs(rel) > np.pi / 4:   # the line flipped (a turn away), not a tilt
-        rho = 0.0
-    return rel, rho
+def limb_turn(rig: np.ndarray, target: np.ndarray, a: int, b: int, parent_turn: float) -> float:
+    """The turn (radians) of bone ``a -> b`` from the rig to the target; the parent's turn
+    when the target lacks the bone (it then keeps its rest angle to its parent)."""
+    if _ok(target[a], target[b]) and np.hypot(*(target[b] - target[a])) > 1e-6:
+        return _angle(target[b] - target[a]) - _angle(rig[b] - rig[a])
+    return parent_turn
+
+
+def _fit_turn(rest: list[np.ndarray], tgt: list[np.ndarray], fallback: float) -> float:
+    """The rotation (radians) that best turns the ``rest`` vectors onto the ``tgt`` ones
+    (least squares, Kabsch in 2D), over the pairs present in both; ``fallback`` if none."""
+    cross = dot = 0.0
+    for r, t in zip(rest, tgt, strict=True):
+        if np.isfinite(r).all() and np.isfinite(t).all():
+            cross += r[0] * t[1] - r[1] * t[0]
+            dot += r @ t
+    if cross == 0.0 and dot == 0.0:
+        return fallback
+    return float(np.arctan2(cross, dot))
+
+
+_SQUASH = (0.35, 1.6)   # a torso frame's stretch range, relative to the frame's scale
+
+
+def _fit_frame(rest: list[np.ndarray], tgt: list[np.ndarray], theta: float, s: float,
+               src: np.ndarray, dst: np.ndarray, weights: tuple[float, ...]) -> np.ndarray:
+    """The ``(2, 3)`` affine pinned at ``src -> dst`` that best maps the ``rest`` vectors onto
+    the ``tgt`` ones (weighted least squares), its stretch clamped to ``_SQUASH`` times ``s``.
+
+    Why not a similarity: a body turning or leaning in depth narrows its hips and shoulders
+    in the track; following that a little keeps the joints on the track, and the clamp keeps
+    a front drawing readable (it is never squashed into a profile it cannot show). Falls back
+    to the similarity (``theta``, ``s``) when the vectors do not span the plane.
+    """
+    pairs = [(r * w, t * w) for r, t, w in zip(rest, tgt, weights, strict=True)
+             if np.isfinite(r).all() and np.isfinite(t).all()]
+    base = _similarity(theta, s, src, dst)
+    if len(pairs) < 2:
+        return base
+    x = np.array([r for r, _ in pairs])
+    y = np.array([t for _, t in pairs])
+    sv = np.linalg.svd(x, compute_uv=False)
+    if sv[-1] < 0.2 * sv[0]:
+        return base
+    a = np.linalg.lstsq(x, y, rcond=None)[0].T          # y ~ a @ x
+    u, sig, vt = np.linalg.svd(a)
+    if np.linalg.det(a) <= 0:                             # a mirror: the track turned its back
+        return base
+    lin = u @ np.diag(np.clip(sig, _SQUASH[0] * s, _SQUASH[1] * s)) @ vt
+    return np.hstack([lin, (dst - lin @ src)[:, None]])
 
 
 def part_transforms(binding: Binding, target: np.ndarray) -> np.ndarray | None:
@@ -95,15 +133,20 @@ def part_transforms(binding: Binding, target: np.ndarray) -> np.ndarray | None:
         hip_t = hips_t[k] + s * (hip_r - side)
     spine_r, spine_t = neck_r - hip_r, neck_t - hip_t
     turn = _wrap(_angle(spine_t) - _angle(spine_r)) if np.hypot(*spine_t) > 1e-6 else 0.0
-
-    sh_rel, sh_rho = _line_turn(rig[INDEX["left_shoulder"]] - rig[INDEX["right_shoulder"]],
-                                target[INDEX["left_shoulder"]] - target[INDEX["right_shoulder"]], s, turn)
-    hp_rel, hp_rho = _line_turn(rig[INDEX["left_hip"]] - rig[INDEX["right_hip"]],
-                                target[INDEX["left_hip"]] - target[INDEX["right_hip"]], s, turn)
-    theta_u = turn + sh_rel * sh_rho / (1 + sh_rho)
-    theta_l = turn + hp_rel * hp_rho / (1 + hp_rho)
-    upper = _similarity(theta_u, s, neck_r, neck_t)
-    lower = _similarity(theta_l, s, hip_r, hip_t)
+    j = lambda n: INDEX[n]  # noqa: E731
+    # Each torso frame follows the track's torso (``_fit_frame``): the upper one its
+    # neck -> shoulders (the spine only settles a rig whose neck lies on the shoulder line),
+    # the lower one its hip midpoint -> hips and the spine; the turns are the fallbacks.
+    theta_u = _fit_turn([rig[j("right_shoulder")] - neck_r, rig[j("left_shoulder")] - neck_r, -spine_r],
+                        [target[j("right_shoulder")] - neck_t, target[j("left_shoulder")] - neck_t, -spine_t], turn)
+    theta_l = _fit_turn([rig[j("right_hip")] - hip_r, rig[j("left_hip")] - hip_r, spine_r],
+                        [target[j("right_hip")] - hip_t, target[j("left_hip")] - hip_t, spine_t], turn)
+    upper = _fit_frame([rig[j("right_shoulder")] - neck_r, rig[j("left_shoulder")] - neck_r, -spine_r],
+                       [target[j("right_shoulder")] - neck_t, target[j("left_shoulder")] - neck_t, -spine_t],
+                       theta_u, s, neck_r, neck_t, (1.0, 1.0, 0.1))
+    lower = _fit_frame([rig[j("right_hip")] - hip_r, rig[j("left_hip")] - hip_r, spine_r],
+                       [target[j("right_hip")] - hip_t, target[j("left_hip")] - hip_t, spine_t],
+                       theta_l, s, hip_r, hip_t, (1.0, 1.0, 0.3))
 
     nose_t = target[INDEX["nose"]]
     if np.isfinite(nose_t).all() and np.hypot(*(nose_t - neck_t)) > 1e-6:
@@ -118,24 +161,24 @@ def part_transforms(binding: Binding, target: np.ndarray) -> np.ndarray | None:
                              (lower, (f"{side}_thigh", f"{side}_shin"))):
             parent_turn = theta_u if frame is upper else theta_l
             a0 = LIMB_BONES[chain[0]][0]
-            attach = _apply(frame, rig[a0])
+            # A limb hangs from the track's joint (so the drawn limb lands on the track),
+            # from where the torso puts it when the track lacks that joint.
+            attach = target[a0] if _ok(target[a0]) else _apply(frame, rig[a0])
             for part in chain:
                 a, b = LIMB_BONES[part]
-                if _ok(target[a], target[b]) and np.hypot(*(target[b] - target[a])) > 1e-6:
-                    theta = _angle(target[b] - target[a]) - _angle(rig[b] - rig[a])
-                else:
-                    theta = parent_turn
+                theta = limb_turn(rig, target, a, b, parent_turn)
                 m = _similarity(theta, s, rig[a], attach)
                 out[part] = m
-                attach = _apply(m, rig[b])
+                attach = target[b] if _ok(target[b]) else _apply(m, rig[b])
                 parent_turn = theta
     return np.stack([out[p] for p in PARTS])
 
 
-def deform_vertices(binding: Binding, transforms: np.ndarray) -> np.ndarray:
-    """Blended vertex positions ``(N, 2)`` output pixels (linear blend skinning)."""
-    m = binding.weights @ transforms.reshape(len(PARTS), 6)   # (N, 6) per-vertex affine
-    v = binding.mesh.vertices
+def deform_vertices(part, transforms: np.ndarray) -> np.ndarray:
+    """Blended vertex positions ``(N, 2)`` output pixels of a ``PartLayer`` (linear blend
+    skinning: each vertex moves by its weighted sum of the ``(len(PARTS), 2, 3)`` transforms)."""
+    m = part.weights @ transforms.reshape(len(PARTS), 6)   # (N, 6) per-vertex affine
+    v = part.vertices
     x = m[:, 0] * v[:, 0] + m[:, 1] * v[:, 1] + m[:, 2]
     y = m[:, 3] * v[:, 0] + m[:, 4] * v[:, 1] + m[:, 5]
     return np.stack([x, y], axis=1)

@@ -1,10 +1,12 @@
-"""Draw a textured, deformed triangle mesh: an inverse map per layer, then ``cv2.remap``.
+"""Draw a posed part layer: rigid cores by one affine warp each, joint bands by a mesh.
 
-For each layer (a group of parts, drawn back to front) every output pixel covered by one of
-its triangles gets the texture coordinate of its barycentric position (vectorised over all
-triangles' bounding boxes at once, a ragged enumeration, no Python loop per triangle);
-``cv2.remap`` then samples the premultiplied texture bilinearly, and the layer is composited
-over the frame with the "over" operator (Porter & Duff 1984).
+A core (triangles that all follow one bone) is a single ``cv2.warpAffine`` of its
+premultiplied texture into its bounding box on the frame. For a band (the blended triangles
+at a joint) every output pixel covered by one of its triangles gets the texture coordinate
+of its barycentric position (vectorised over all triangles' bounding boxes at once, a
+ragged enumeration, no Python loop per triangle) and ``cv2.remap`` samples the texture
+bilinearly. Each piece is composited over the frame, in its bounding box only, with the
+"over" operator (Porter & Duff 1984).
 
 Antialiasing: the figure's edge comes from the texture's alpha (the reference mask, feathered
 by half a pixel) and the mesh reaches a margin beyond it, so triangle edges never show; when
@@ -15,148 +17,110 @@ mip level, ``cv2.INTER_AREA``, in steps of sqrt(2)) is sampled instead of the fu
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
 
-@dataclass(eq=False)
-class Texture:
-    """Premultiplied RGBA reference art with lazily built pre-filtered levels."""
+def inverse_maps(dst: np.ndarray, src: np.ndarray, width: int, height: int):
+    """Sample positions for the output pixels covered by triangles ``dst`` ``(T, 3, 2)``,
+    whose texture positions are ``src`` ``(T, 3, 2)`` (pixel centres on integers).
 
-    rgba: np.ndarray                      # (H, W, 4) uint8 premultiplied, level 0
-    _levels: dict[int, tuple[np.ndarray, float, float]] = field(default_factory=dict)
-
-    @classmethod
-    def from_reference(cls, rgba: np.ndarray, mask: np.ndarray) -> "Texture":
-        """``rgba`` (H, W, 4) uint8 straight alpha and the figure ``mask`` (H, W) bool."""
-        alpha = np.where(mask, rgba[..., 3], 0).astype(np.float32)
-        alpha = cv2.GaussianBlur(alpha, (0, 0), 0.5)
-        alpha = np.where(cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0, alpha, 0)
-        a = alpha / 255.0
-        pre = np.empty(rgba.shape, np.uint8)
-        pre[..., :3] = np.clip(rgba[..., :3].astype(np.float32) * a[..., None] + 0.5, 0, 255)
-        pre[..., 3] = np.clip(alpha + 0.5, 0, 255)
-        return cls(rgba=pre)
-
-    def level(self, scale: float) -> tuple[np.ndarray, float, float]:
-        """(texture, fx, fy) for drawing at ``scale``: the smallest level not below it."""
-        k = 0 if scale >= 1 else int(np.floor(-2 * np.log2(max(scale, 1e-3)) + 1e-9))
-        k = min(k, 12)
-        if k not in self._levels:
-            h, w = self.rgba.shape[:2]
-            f = 2.0 ** (-k / 2)
-            sw, sh = max(1, int(round(w * f))), max(1, int(round(h * f)))
-            tex = self.rgba if k == 0 else cv2.resize(self.rgba, (sw, sh), interpolation=cv2.INTER_AREA)
-            self._levels[k] = (tex, sw / w, sh / h)
-        return self._levels[k]
-
-
-def rasterize(dst: np.ndarray, src: np.ndarray, width: int, height: int):
-    """Cover the output with triangles ``dst`` ``(T, 3, 2)``; sample positions in ``src`` ``(T, 3, 2)``.
-
-    Returns ``(px, py, sx, sy, tri)``: for every covered output pixel (pixel centres on
-    integers), the texture position and the triangle that covers it. Where triangles overlap,
-    a pixel is listed once per triangle, in triangle order.
+    Coverage is ``cv2.fillPoly`` of each triangle's index into an id image over their joint
+    bounding box (clipped to the frame); each covered pixel then takes its triangle's inverse
+    affine map (solved once per triangle). Returns ``(x0, y0, map_x, map_y)`` with the maps
+    ``(h, w)`` float32 (-8 where no triangle covers: transparent in ``cv2.remap``), or None
+    when nothing is on the frame.
     """
-    a, b, c = dst[:, 0], dst[:, 1], dst[:, 2]
-    e1, e2 = b - a, c - a
-    det = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
-    lo = np.floor(dst.min(axis=1)).astype(np.int64)
-    hi = np.ceil(dst.max(axis=1)).astype(np.int64)
-    lo = np.maximum(lo, 0)
-    hi = np.minimum(hi, [width - 1, height - 1])
-    bw, bh = hi[:, 0] - lo[:, 0] + 1, hi[:, 1] - lo[:, 1] + 1
-    ok = (np.abs(det) > 1e-9) & (bw > 0) & (bh > 0)
-    idx = np.nonzero(ok)[0]
-    if len(idx) == 0:
-        e = np.zeros(0, np.int64)
-        return e, e, np.zeros(0, np.float32), np.zeros(0, np.float32), e
-    n = (bw * bh)[idx]
-    tri = np.repeat(idx.astype(np.int32), n)
-    start = np.repeat((np.cumsum(n) - n).astype(np.int32), n)
-    local = np.arange(len(tri), dtype=np.int32) - start
-    row, col = np.divmod(local, bw.astype(np.int32)[tri])
-    px = lo[tri, 0].astype(np.int32) + col
-    py = lo[tri, 1].astype(np.int32) + row
-
-    # Barycentric coordinates as affine functions of (x, y), per triangle.
-    inv = 1.0 / np.where(ok, det, 1.0)
-    # l1 = ( e2y (x-ax) - e2x (y-ay)) / det ; l2 = (-e1y (x-ax) + e1x (y-ay)) / det
-    # Per triangle: l1, l2 = c0 x + c1 y + c2, c3 x + c4 y + c5 (affine in the pixel position).
-    c0, c1, c3, c4 = e2[:, 1] * inv, -e2[:, 0] * inv, -e1[:, 1] * inv, e1[:, 0] * inv
-    c2 = -(c0 * a[:, 0] + c1 * a[:, 1])
-    c5 = -(c3 * a[:, 0] + c4 * a[:, 1])
-    coef = np.stack([c0, c1, c2, c3, c4, c5], axis=1)[tri]   # (P, 6) float64: exact at the edges
-    x, y = px.astype(np.float64), py.astype(np.float64)
-    l1 = coef[:, 0] * x + coef[:, 1] * y + coef[:, 2]
-    l2 = coef[:, 3] * x + coef[:, 4] * y + coef[:, 5]
-    eps = 1e-6
-    inside = (l1 >= -eps) & (l2 >= -eps) & (l1 + l2 <= 1 + eps)
-    tri, px, py, l1, l2 = tri[inside], px[inside], py[inside], l1[inside], l2[inside]
-    sa, sb, sc = src[tri, 0], src[tri, 1], src[tri, 2]
-    sxy = sa + (sb - sa) * l1[:, None] + (sc - sa) * l2[:, None]
-    return px, py, sxy[:, 0].astype(np.float32), sxy[:, 1].astype(np.float32), tri
+    lo = np.floor(dst.reshape(-1, 2).min(axis=0)).astype(int)
+    hi = np.ceil(dst.reshape(-1, 2).max(axis=0)).astype(int)
+    x0, y0 = max(0, int(lo[0])), max(0, int(lo[1]))
+    x1, y1 = min(width - 1, int(hi[0])), min(height - 1, int(hi[1]))
+    if x1 < x0 or y1 < y0:
+        return None
+    d = np.concatenate([dst, np.ones((*dst.shape[:2], 1))], axis=2)   # (T, 3, 3) rows: x, y, 1
+    det = np.linalg.det(d)
+    ok = np.abs(det) > 1e-9
+    if not ok.any():
+        return None
+    # src^T = M d^T  ->  M = src^T (d^T)^-1, per triangle: (T, 2, 3)
+    m = np.zeros((len(dst), 2, 3))
+    m[ok] = np.einsum("tki,tij->tkj", src[ok].transpose(0, 2, 1), np.linalg.inv(d[ok].transpose(0, 2, 1)))
+    ids = np.full((y1 - y0 + 1, x1 - x0 + 1), -1, np.int32)
+    pts = np.round((dst - (x0, y0)) * 16).astype(np.int32)
+    for t in np.nonzero(ok)[0]:
+        cv2.fillConvexPoly(ids, pts[t], int(t), lineType=cv2.LINE_8, shift=4)
+    inside = ids >= 0
+    yy, xx = np.nonzero(inside)
+    t = ids[yy, xx]
+    coef = m.reshape(-1, 6).astype(np.float32)[t]                       # (P, 6)
+    fx = (xx + x0).astype(np.float32)
+    fy = (yy + y0).astype(np.float32)
+    map_x = np.full(ids.shape, -8.0, np.float32)
+    map_y = np.full(ids.shape, -8.0, np.float32)
+    map_x[yy, xx] = coef[:, 0] * fx + coef[:, 1] * fy + coef[:, 2]
+    map_y[yy, xx] = coef[:, 3] * fx + coef[:, 4] * fy + coef[:, 5]
+    return x0, y0, map_x, map_y
 
 
-def draw_layers(
-    canvas: np.ndarray,
-    alpha: np.ndarray | None,
-    texture: Texture,
-    scale: float,
-    src_vertices: np.ndarray,
-    dst_vertices: np.ndarray,
-    triangles: np.ndarray,
-    tri_layer: np.ndarray,
-    order: list[int],
-    layer_alpha: dict[int, np.ndarray] | None = None,
-    timings: dict[str, float] | None = None,
-) -> None:
-    """Composite the mesh over ``canvas`` ``(H, W, 3)`` float32 (0..255), layers in ``order``.
+def _over(canvas: np.ndarray, alpha: np.ndarray | None, patch: np.ndarray, x0: int, y0: int,
+          coverage: np.ndarray | None) -> None:
+    """Composite premultiplied ``patch`` (h, w, 4) uint8 over ``canvas`` (H, W, 3) uint8 at
+    ``(x0, y0)`` (Porter-Duff "over": ``src + dst (255 - a) / 255``, OpenCV's saturating
+    uint8 arithmetic); ``alpha`` (H, W) bool gets its pixels more than half opaque, and
+    ``coverage`` (H, W) uint8 the union (max) of its alpha."""
+    h, w = patch.shape[:2]
+    roi = canvas[y0 : y0 + h, x0 : x0 + w]
+    a = patch[..., 3]
+    inv = cv2.merge([255 - a] * 3)
+    roi[...] = cv2.add(cv2.multiply(roi, inv, scale=1.0 / 255.0), cv2.cvtColor(patch, cv2.COLOR_RGBA2RGB))
+    if alpha is not None:
+        aroi = alpha[y0 : y0 + h, x0 : x0 + w]
+        aroi |= a > 127
+    if coverage is not None:
+        croi = coverage[y0 : y0 + h, x0 : x0 + w]
+        np.maximum(croi, a, out=croi)
 
-    ``alpha`` ``(H, W)`` float32 (0..1), when given, accumulates the figure's own coverage.
-    ``layer_alpha``, when given, receives each layer's coverage ``(H, W)`` (tests, debugging);
-    ``timings`` accumulates seconds spent in "raster" (coverage, inverse maps) and
-    "composite" (texture sampling, blending).
-    Vertices are ``(N, 2)`` pixels: ``src`` on the reference (level 0), ``dst`` on the output.
+
+def draw_part(canvas: np.ndarray, alpha: np.ndarray | None, part, transforms: np.ndarray, scale: float,
+              coverage: np.ndarray | None = None, timings: dict[str, float] | None = None) -> None:
+    """Draw one ``bind.PartLayer`` posed by ``transforms`` ``(len(PARTS), 2, 3)`` over ``canvas``.
+
+    Each rigid core is one ``cv2.warpAffine`` of its texture into its bounding box on the
+    frame; the band triangles (blended at the joint) are rasterised and sampled with
+    ``cv2.remap``. ``scale`` picks the texture level. ``alpha`` (H, W) bool (the character's
+    mask) and ``coverage`` (H, W) uint8 (tests), when given, accumulate the part's coverage.
     """
+    from cinekit.puppet.deform import deform_vertices
+
     clock = time.perf_counter
     t0 = clock()
-    t_comp = 0.0
     height, width = canvas.shape[:2]
-    tex, fx, fy = texture.level(scale)
-    src_l = (src_vertices + 0.5) * (fx, fy) - 0.5
-    px, py, sx, sy, tri = rasterize(dst_vertices[triangles], src_l[triangles], width, height)
-    layer_of = tri_layer[tri]
-    for layer in order:
-        sel = layer_of == layer
-        if not sel.any():
+    for slot, crop in part.cores:
+        img, f = crop.level(scale)
+        lin = transforms[slot][:, :2] / f
+        off = transforms[slot][:, :2] @ np.array([0.5 / f - 0.5 + crop.x0, 0.5 / f - 0.5 + crop.y0]) + transforms[slot][:, 2]
+        h, w = img.shape[:2]
+        corners = np.array([[-0.5, -0.5], [w - 0.5, -0.5], [-0.5, h - 0.5], [w - 0.5, h - 0.5]]) @ lin.T + off
+        x0, y0 = np.maximum(np.floor(corners.min(axis=0)).astype(int), 0)
+        x1, y1 = np.minimum(np.ceil(corners.max(axis=0)).astype(int) + 1, [width, height])
+        if x1 <= x0 or y1 <= y0:
             continue
-        lx, ly = px[sel], py[sel]
-        x0, x1, y0, y1 = lx.min(), lx.max(), ly.min(), ly.max()
-        bw, bh = int(x1 - x0 + 1), int(y1 - y0 + 1)
-        map_x = np.full((bh, bw), -8.0, np.float32)
-        map_y = np.full((bh, bw), -8.0, np.float32)
-        map_x[ly - y0, lx - x0] = sx[sel]
-        map_y[ly - y0, lx - x0] = sy[sel]
-        t1 = clock()
-        patch = cv2.remap(tex, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                          borderValue=(0, 0, 0, 0))
-        a = patch[..., 3].astype(np.float32) * (1.0 / 255.0)
-        roi = canvas[y0 : y1 + 1, x0 : x1 + 1]
-        roi *= (1.0 - a)[..., None]
-        roi += patch[..., :3]
-        if alpha is not None:
-            aroi = alpha[y0 : y1 + 1, x0 : x1 + 1]
-            aroi *= 1.0 - a
-            aroi += a
-        if layer_alpha is not None:
-            full = layer_alpha.setdefault(layer, np.zeros((height, width), np.float32))
-            froi = full[y0 : y1 + 1, x0 : x1 + 1]
-            froi *= 1.0 - a
-            froi += a
-        t_comp += clock() - t1
+        m = np.hstack([lin, (off - (x0, y0))[:, None]])
+        patch = cv2.warpAffine(img, m, (int(x1 - x0), int(y1 - y0)), flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))
+        _over(canvas, alpha, patch, int(x0), int(y0), coverage)
+    if len(part.band):
+        tex = part.texture
+        img, f = tex.level(scale)
+        tri = part.triangles[part.band]
+        dst = deform_vertices(part, transforms)
+        src = (part.vertices - (tex.x0, tex.y0) + 0.5) * f - 0.5
+        got = inverse_maps(dst[tri], src[tri], width, height)
+        if got is not None:
+            x0, y0, map_x, map_y = got
+            patch = cv2.remap(img, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                              borderValue=(0, 0, 0, 0))
+            _over(canvas, alpha, patch, int(x0), int(y0), coverage)
     if timings is not None:
-        timings["raster"] = timings.get("raster", 0.0) + (clock() - t0 - t_comp)
-        timings["composite"] = timings.get("composite", 0.0) + t_comp
+        timings["raster"] = timings.get("raster", 0.0) + clock() - t0

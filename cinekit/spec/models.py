@@ -116,6 +116,7 @@ class ReferenceSpec(Strict):
     view: View = "front"
     mask: str | None = None
     mask_cleanup: bool = True   # drop backdrop-coloured gaps between limbs from the mask (identity.masks)
+    parts: str | None = None            # puppet part label map (colours: cinekit.puppet.parts.PART_COLOURS)
 
 
 class RigSpec(Strict):
