@@ -41,12 +41,18 @@ def _modules_after(args: list[str], cwd) -> set[str]:
 
 
 def test_help_and_check_do_not_import_torch_and_are_fast(example_project):
+    import resource
+
+    def cpu() -> float:  # the child's CPU time: a loaded machine stretches wall time, not this
+        r = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return r.ru_utime + r.ru_stime
+
     for args in (["--help"], ["check"]):
-        start = time.perf_counter()
+        start = cpu()
         modules = _modules_after(args, example_project)
-        elapsed = time.perf_counter() - start
+        elapsed = cpu() - start
         assert "torch" not in modules and "diffusers" not in modules, args
-        assert elapsed < 3.0, f"{args}: {elapsed:.2f} s (includes interpreter start)"
+        assert elapsed < 3.0, f"{args}: {elapsed:.2f} s of CPU (includes interpreter start)"
 
 
 def test_check_in_process_under_one_second(example_project, monkeypatch):
