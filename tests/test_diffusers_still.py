@@ -124,15 +124,20 @@ def test_two_characters_contributions_stay_in_their_regions(shared_engine):
 
 
 def test_region_share_of_change_when_perturbing_a(shared_engine, record_property):
-    """End to end: swap A's reference art; report the share of the output change inside A's region."""
+    """End to end: swap A's reference art; most of the output change lies inside A's region."""
     opts = {"ip_adapter": 1.0, "reference_attention": 1.0}
     a = render(shared_engine, still_job(("ann", "bob"), options=opts, steps=3))
     b = render(shared_engine, still_job(("ann2", "bob"), options=opts, steps=3))
     diff = np.abs(a.frames[0].astype(np.int32) - b.frames[0]).sum(-1)
     assert diff.sum() > 0
     share = float(diff[a.masks[0, 0]].sum() / diff.sum())
+    area = float(a.masks[0, 0].mean())
     record_property("region_share", share)
-    print(f"share of the change inside A's region: {share:.1%} (A's region is {a.masks[0, 0].mean():.0%} of the frame)")
+    print(f"share of the change inside A's region: {share:.1%} (A's region is {area:.0%} of the frame)")
+    # A's identity acts only inside A's region; the rest of the frame moves only through the
+    # UNet's spatial mixing. Measured: 52 % for a 23 % region; 21 % (below the area share) when
+    # the IP-Adapter contribution is added unmasked. Bound: well above the area share.
+    assert share >= 1.5 * area, (share, area)
 
 
 def test_view_weights_reach_the_embedding(shared_engine):
@@ -214,3 +219,39 @@ def test_cinekit_still_on_the_example_project_with_tiny_models(tmp_path, tiny_mo
     assert res.exit_code == 0, res.output
     pngs = [p for p in (root / "renders").rglob("*.png") if "control" not in p.name]
     assert stills >= 1 and len(pngs) >= stills, (res.output, pngs)
+
+
+# --------------------------------------------------------------------------- oracles on the values used
+MIXED = {"ip_adapter": {"ann": 1.0, "bob": 0.5}, "reference_attention": {"ann": 0.5, "bob": 1.0},
+         "style_fidelity": {"ann": 0.25, "bob": 0.5}}
+
+
+def test_identity_attention_output_is_what_each_character_asked_for(shared_engine, monkeypatch):
+    """At every spatial attention layer, on the hidden states the processor returned: inside
+    each character's region, diffusers' IP-Adapter at that character's scale with that
+    character's image tokens (attn2), and self-attention over that character's reference K/V at
+    its strength (attn1); outside every region, exactly the output without any contribution.
+    Scales 0.5 and 1 both occur (linearity/calibration), two distinguishable references (routing)."""
+    from tests.identity_oracle import check_image_tokens, oracle_render, spatial_attention_layers
+
+    engine = shared_engine.engine("still")
+    pipe = engine.loader.pipeline("tiny", "controlnet")
+    res, oracle, _ = oracle_render(engine, pipe, still_job(("ann", "bob"), options=MIXED), monkeypatch)
+    oracle.assert_ok(spatial_attention_layers(pipe.unet))
+    check_image_tokens(engine, pipe, still_job(("ann", "bob"), options=MIXED), oracle)
+    assert len(oracle.passes) == 2 and res.info["identity"]["reference_passes"] == 2
+    print("worst relative error per layer:", {k: f"{v:.1e}" for k, v in oracle.worst.items()})
+
+
+def test_reference_latent_noise_level_per_step(shared_engine, monkeypatch):
+    """The reference pass of each step sees each character's reference latent noised to that
+    step's timestep (fitted a, b of ``a x0 + b n`` against the scheduler's sqrt(alpha_bar))."""
+    from tests.identity_oracle import check_reference_noise, oracle_render
+
+    engine = shared_engine.engine("still")
+    pipe = engine.loader.pipeline("tiny", "controlnet")
+    job = still_job(("ann", "bob"), steps=3, options={"ip_adapter": 0.0, "reference_attention": 1.0})
+    _, oracle, ctl = oracle_render(engine, pipe, job, monkeypatch)
+    levels = check_reference_noise(engine, pipe, job, oracle, ctl)
+    print("reference noise per step (t, signal, noise):", [(int(t), round(a, 4), round(b, 4)) for t, a, b in levels])
+    assert len({round(b, 4) for _, _, b in levels}) == 3          # a different level at each step
