@@ -202,40 +202,43 @@ class MarkedPreviz:
 
 
 def killable_render(out: str) -> None:
-    """``cinekit render --ci --out OUT`` with job-start markers and a slow video encoder that
-    marks when it is writing (entry point of the kill test's child processes)."""
-    import imageio_ffmpeg
+    """``cinekit render --ci --out OUT`` with job-start markers (entry point of the kill test's
+    child processes). With ``CINEKIT_TEST_SLOW_WRITE`` set, every PNG reaches its file in two
+    halves 0.5 s apart, with a ``writing`` marker in between: a disk slow enough to be killed on."""
+    import io
+
+    from PIL import Image
 
     from cinekit.engines import base
 
     markers = Path(os.environ["CINEKIT_TEST_MARKERS"])
     base._REGISTRY["previz"] = "tests.test_batch:MarkedPreviz"
-    real = imageio_ffmpeg.write_frames
+    if os.environ.get("CINEKIT_TEST_SLOW_WRITE"):
+        real = Image.Image.save
 
-    def slow_write_frames(path, *args, **kwargs):
-        gen = real(path, *args, **kwargs)
+        def slow_save(self, fp, format=None, **params):
+            if not isinstance(fp, (str, Path)) or (format or Path(fp).suffix.lstrip(".")).upper() != "PNG":
+                return real(self, fp, format, **params)
+            buf = io.BytesIO()
+            real(self, buf, "PNG", **params)
+            data = buf.getvalue()
+            with open(fp, "wb") as fh:
+                fh.write(data[: len(data) // 2])
+                fh.flush()
+                (markers / "writing").write_text(str(fp))
+                time.sleep(0.5)
+                fh.write(data[len(data) // 2:])
 
-        class Slow:
-            def send(self, frame):
-                if frame is not None:
-                    (markers / "writing").write_text(str(path))
-                    time.sleep(0.03)
-                return gen.send(frame)
-
-            def close(self):
-                gen.close()
-                (markers / "writing").unlink(missing_ok=True)
-
-        return Slow()
-
-    imageio_ffmpeg.write_frames = slow_write_frames
+        Image.Image.save = slow_save
     app(["render", "--ci", "--out", out], standalone_mode=False)
 
 
-def _start(root: Path, out: str, markers: Path) -> subprocess.Popen:
+def _start(root: Path, out: str, markers: Path, slow_write: bool = False) -> subprocess.Popen:
     markers.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "CINEKIT_TEST_MARKERS": str(markers),
            "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
+    if slow_write:
+        env["CINEKIT_TEST_SLOW_WRITE"] = "1"
     return subprocess.Popen([sys.executable, "-c", f"from tests.test_batch import killable_render; killable_render({out!r})"],
                             cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
@@ -250,9 +253,9 @@ def _wait_for(predicate, proc, timeout: float = 60.0) -> None:
 
 def test_sigkill_mid_job_then_resume_gives_identical_outputs(tmp_path):
     """Kills that provably land inside a job (its start marker written, its sidecar not yet):
-    one while the video encoder is writing, others at random moments inside a job. After each
-    kill every file at a final path is absent or complete (identical to an uninterrupted run);
-    the resumed run gives byte-identical outputs."""
+    one while a file is being written (half of it on disk), two at random moments inside a job.
+    After each kill every file at a final path is absent or complete (identical to an
+    uninterrupted run); the resumed run gives byte-identical outputs."""
     root = make_project(tmp_path / "p", many_shots(8), config=SMALL)
     ref = _start(root, "ref", tmp_path / "m-ref")
     assert ref.wait(timeout=120) == 0, ref.stderr.read()[-2000:]
@@ -260,12 +263,11 @@ def test_sigkill_mid_job_then_resume_gives_identical_outputs(tmp_path):
     rng = random.Random(6)
     for i, when in enumerate(("writing", "in job", "in job")):
         markers = tmp_path / f"m{i}"
-        proc = _start(root, "run", markers)
-        done_before = {p.stem for p in markers.glob("*.started")}
+        proc = _start(root, "run", markers, slow_write=when == "writing")
         if when == "writing":
             _wait_for(lambda: (markers / "writing").exists(), proc)
-        else:   # a job that had not started before this run, then a random moment inside it
-            _wait_for(lambda: len({p.stem for p in markers.glob("*.started")} - done_before) >= 1 + i, proc)
+        else:   # the (i+1)-th job this run starts, then a random moment inside it
+            _wait_for(lambda: len(list(markers.glob("*.started"))) >= 1 + i, proc)
             time.sleep(rng.uniform(0.0, 0.05))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
