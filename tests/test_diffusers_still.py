@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from cinekit.errors import UserError
 from tests.diffusers_fixtures import *  # noqa: F403
@@ -44,25 +45,46 @@ def test_deterministic(shared_engine, baseline):
     assert np.array_equal(baseline, again)
 
 
-def test_ip_adapter_zero_is_baseline_and_positive_changes(shared_engine, baseline):
-    on = render(shared_engine, still_job(("ann",), options={"ip_adapter": 1.0, "reference_attention": 0.0})).frames
+def _under_oracle(shared_engine, monkeypatch, job, kinds):
+    """Render ``job`` with every attention layer checked against the oracle (tests/identity_oracle.py)."""
+    from tests.identity_oracle import oracle_render, spatial_attention_layers
+
+    engine = shared_engine.engine("still")
+    pipe = engine.loader.pipeline("tiny", "controlnet")
+    res, oracle, _ = oracle_render(engine, pipe, job, monkeypatch)
+    oracle.assert_ok(spatial_attention_layers(pipe.unet), kinds=kinds)
+    return res.frames
+
+
+def test_ip_adapter_zero_is_baseline_and_positive_changes(shared_engine, baseline, monkeypatch):
+    """Scale 0: the baseline bit for bit. Scale 1: every attn2 output inside the region is
+    diffusers' IP-Adapter at scale 1 (not only "the picture changed")."""
+    job = still_job(("ann",), options={"ip_adapter": 1.0, "reference_attention": 0.0})
+    on = _under_oracle(shared_engine, monkeypatch, job, ("ip_adapter",))
     assert not np.array_equal(on, baseline)
     # the IP-Adapter is now loaded in the shared UNet: scale 0 must still equal never having loaded it
     off = render(shared_engine, still_job(("ann",), options=OFF)).frames
     assert np.array_equal(off, baseline)
 
 
-def test_reference_attention_zero_is_baseline_and_positive_changes(shared_engine, baseline):
-    on = render(shared_engine, still_job(("ann",), options={"ip_adapter": 0.0, "reference_attention": 0.8})).frames
+def test_reference_attention_zero_is_baseline_and_positive_changes(shared_engine, baseline, monkeypatch):
+    """Strength 0: the baseline bit for bit. Strength 0.8: every attn1 output inside the region
+    is attention over the reference's K/V mixed in at 0.8 (conditional) / 0.4 (unconditional)."""
+    job = still_job(("ann",), options={"ip_adapter": 0.0, "reference_attention": 0.8})
+    on = _under_oracle(shared_engine, monkeypatch, job, ("reference",))
     assert not np.array_equal(on, baseline)
     off = render(shared_engine, still_job(("ann",), options=OFF)).frames
     assert np.array_equal(off, baseline)
 
 
-def test_style_fidelity_matters(shared_engine):
+def test_style_fidelity_weights_the_unconditional_branch(shared_engine, monkeypatch):
+    """Fidelity 0: both guidance branches get the reference at full strength; fidelity 1: only
+    the conditional one (the oracle checks the weight per half of the batch at every layer)."""
     opts = {"ip_adapter": 0.0, "reference_attention": 1.0}
-    a = render(shared_engine, still_job(("ann",), options={**opts, "style_fidelity": 0.0})).frames
-    b = render(shared_engine, still_job(("ann",), options={**opts, "style_fidelity": 1.0})).frames
+    a = _under_oracle(shared_engine, monkeypatch, still_job(("ann",), options={**opts, "style_fidelity": 0.0}),
+                      ("reference",))
+    b = _under_oracle(shared_engine, monkeypatch, still_job(("ann",), options={**opts, "style_fidelity": 1.0}),
+                      ("reference",))
     assert not np.array_equal(a, b)
 
 
@@ -83,6 +105,14 @@ def test_textual_inversion_token(shared_engine, tiny_models):
     assert token in tokenizer.get_vocab()
     plain = render(shared_engine, still_job(("emb",), prompt="x waves", options=OFF)).frames
     assert not np.array_equal(with_tok, plain)
+    # the vectors the text encoder uses for the token are the file's, in order
+    from safetensors.torch import load_file
+
+    vectors = next(iter(load_file(str(tiny_models.embedding)).values()))
+    encoder = shared_engine.engine("still").loader.components("tiny").components["text_encoder"]
+    table = encoder.get_input_embeddings().weight
+    ids = tokenizer.convert_tokens_to_ids([token] + [f"{token}_{i}" for i in range(1, len(vectors))])
+    assert torch.equal(table[ids].detach().float(), vectors.float().reshape(len(ids), -1))
 
 
 def test_long_prompt_chunked_or_rejected(shared_engine):
