@@ -265,9 +265,9 @@ def test_sigkill_mid_job_then_resume_gives_identical_outputs(tmp_path):
         markers = tmp_path / f"m{i}"
         proc = _start(root, "run", markers, slow_write=when == "writing")
         if when == "writing":
-            _wait_for(lambda: (markers / "writing").exists(), proc)
+            _wait_for(lambda m=markers: (m / "writing").exists(), proc)
         else:   # the (i+1)-th job this run starts, then a random moment inside it
-            _wait_for(lambda: len(list(markers.glob("*.started"))) >= 1 + i, proc)
+            _wait_for(lambda m=markers, n=1 + i: len(list(m.glob("*.started"))) >= n, proc)
             time.sleep(rng.uniform(0.0, 0.05))
         proc.send_signal(signal.SIGKILL)
         proc.wait()

@@ -96,9 +96,8 @@ def plan(root: Path):
 
 
 def test_editing_any_input_file_forces_a_rerender(tmp_path):
-    from cinekit.render.outputs import write_result
-    from cinekit.render.run import plan_batch  # noqa: F401  (the same path `cinekit render` takes)
     from cinekit.engines.previz import PrevizEngine
+    from cinekit.render.outputs import write_result
     from cinekit.runtime import Runtime
     from cinekit.spec.project import load_project
 
