@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
                 rc, secs, summary = run_tests(copy, list(sel[0]), sel[1])
                 baseline[sel] = (rc, summary)
                 print(f"baseline {' '.join(sel[0])}{' -k ' + repr(sel[1]) if sel[1] else ''}: "
-                      f"{'pass' if rc == 0 else 'FAIL'} ({secs:.0f} s)", flush=True)
+                      f"{'pass' if rc == 0 else 'FAIL: ' + summary} ({secs:.0f} s)", flush=True)
         for m in mutations:
             path = copy / m["file"]
             sel = (tuple(m["tests"]), m.get("k"))
