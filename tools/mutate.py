@@ -10,7 +10,7 @@ are copied once to a scratch folder; there each mutation is applied, its tests a
 the file is restored. First, the same test selections run unmutated: a selection that fails
 without any bug cannot tell anything, and is reported as ``broken``.
 
-Verdicts: ``caught`` (pytest exit 1: a test failed), ``missed`` (the tests passed with the
+Verdicts: ``caught`` (pytest exit 1 with a FAILED test; an ERROR in setup is ``error``), ``missed`` (the tests passed with the
 bug in), ``stale`` (the original snippet is not in the file any more: update the list),
 ``error`` (pytest could not run: exit 2-5, or a timeout). Exit status 0 only when every
 mutation is caught.
@@ -48,7 +48,7 @@ def scratch_copy(root: Path) -> Path:
     return dest
 
 
-def run_tests(copy: Path, tests: list[str], k: str | None) -> tuple[int, float, str]:
+def run_tests(copy: Path, tests: list[str], k: str | None) -> tuple[int, float, str, bool]:
     cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
     if k:
         cmd += ["-k", k]
@@ -57,15 +57,18 @@ def run_tests(copy: Path, tests: list[str], k: str | None) -> tuple[int, float, 
     try:
         proc = subprocess.run(cmd, cwd=copy, env=env, capture_output=True, text=True, timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
-        return -1, time.perf_counter() - start, "timeout"
+        return -1, time.perf_counter() - start, "timeout", False
     lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
     failed = [ln for ln in lines if ln.startswith("FAILED") or ln.startswith("ERROR")]
     summary = (failed[0] if failed else (lines[-1] if lines else proc.stderr.strip()[-200:]))
-    return proc.returncode, time.perf_counter() - start, summary
+    asserted = any(ln.startswith("FAILED") for ln in failed)
+    return proc.returncode, time.perf_counter() - start, summary, asserted
 
 
-def verdict(rc: int) -> str:
-    return "caught" if rc == 1 else "missed" if rc == 0 else "error"
+def verdict(rc: int, asserted: bool) -> str:
+    """A test must have failed (FAILED), not errored in setup or collection (ERROR: the
+    environment, not the bug, may be at fault)."""
+    return "caught" if rc == 1 and asserted else "missed" if rc == 0 else "error"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--list", type=Path, default=LIST)
     ap.add_argument("--only", nargs="*", default=[], help="run mutations whose mechanism or bug contains one of these")
     ap.add_argument("--keep", action="store_true", help="keep the scratch copy")
+    ap.add_argument("--no-baseline", action="store_true",
+                    help="skip the unmutated runs (only when the suite is known to pass: halves the time)")
     args = ap.parse_args(argv)
 
     mutations = tomllib.loads(args.list.read_text())["mutation"]
@@ -85,8 +90,10 @@ def main(argv: list[str] | None = None) -> int:
         baseline: dict[tuple, tuple[int, str]] = {}
         for m in mutations:
             sel = (tuple(m["tests"]), m.get("k"))
+            if args.no_baseline:
+                baseline[sel] = (0, "not run")
             if sel not in baseline:
-                rc, secs, summary = run_tests(copy, list(sel[0]), sel[1])
+                rc, secs, summary, _ = run_tests(copy, list(sel[0]), sel[1])
                 baseline[sel] = (rc, summary)
                 print(f"baseline {' '.join(sel[0])}{' -k ' + repr(sel[1]) if sel[1] else ''}: "
                       f"{'pass' if rc == 0 else 'FAIL: ' + summary} ({secs:.0f} s)", flush=True)
@@ -101,10 +108,10 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 path.write_text(text.replace(m["original"], m["mutated"]))
                 try:
-                    rc, secs, summary = run_tests(copy, list(sel[0]), sel[1])
+                    rc, secs, summary, asserted = run_tests(copy, list(sel[0]), sel[1])
                 finally:
                     path.write_text(text)
-                rows.append((m["mechanism"], m["bug"], verdict(rc), secs, summary))
+                rows.append((m["mechanism"], m["bug"], verdict(rc, asserted), secs, summary))
             print(f"{rows[-1][2]:7s} {m['mechanism']}: {m['bug']}  [{rows[-1][4]}]", flush=True)
     finally:
         if args.keep:
