@@ -26,7 +26,8 @@ bench: $(STAMP)
 
 # Apply each curated realistic bug of tools/mutations.toml to a scratch copy and run the tests
 # that claim its mechanism: prints caught/missed per mechanism, fails if any is missed.
-# Not part of `make test` (about 8-10 minutes on 2 CPU cores).
+# Not part of `make test`: 12 mutations, measured 639 s with --no-baseline on a loaded 2-core box
+# (the unmutated runs first, the default, roughly double it).
 mutate: $(STAMP)
 	$(BIN)/python tools/mutate.py
 
