@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint check clean fuzz
+.PHONY: demo test bench mutate fuzz lint check clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -24,8 +24,15 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
+# Apply each curated realistic bug of tools/mutations.toml to a scratch copy and run the tests
+# that claim its mechanism: prints caught/missed per mechanism, fails if any is missed.
+# Not part of `make test`: 12 mutations, measured 639 s with --no-baseline on a loaded 2-core box
+# (the unmutated runs first, the default, roughly double it).
+mutate: $(STAMP)
+	$(BIN)/python tools/mutate.py
+
 lint: $(STAMP)
-	$(BIN)/ruff check cinekit tests benchmarks
+	$(BIN)/ruff check cinekit tests benchmarks tools
 
 clean:
 	rm -rf renders .cinekit-cache bench-results

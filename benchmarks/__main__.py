@@ -42,6 +42,41 @@ def run_one(module: str) -> None:
         raise SystemExit(f"{module}: defines neither run() nor main()")
 
 
+VERDICT_KEYS = ("ok", "pass", "identity_ok")
+
+
+def verdict_failures(data, where: str = "") -> list[str]:
+    """Where a bench's own results say it missed: false ``ok``/``pass``/``identity_ok`` entries and
+    ``identical_output: false`` without an ``identity_ok`` beside it (paths like ``speed.ok``)."""
+    out: list[str] = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            path = f"{where}.{key}" if where else key
+            if key in VERDICT_KEYS and value is False:
+                out.append(path)
+            elif key == "identical_output" and value is False and "identity_ok" not in data:
+                out.append(path)
+            else:
+                out += verdict_failures(value, path)
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            out += verdict_failures(value, f"{where}[{i}]")
+    return out
+
+
+def judge(module: str, started: float) -> str:
+    """``ok`` or why the bench's results file says it failed."""
+    path = RESULTS / f"{module.removeprefix('bench_')}.json"
+    if not path.is_file() or path.stat().st_mtime < started:
+        return "ok"                          # no verdict written: the process status decides
+    try:
+        data = json.loads(path.read_text())
+    except ValueError as e:
+        return f"failed (unreadable results: {e})"
+    missed = verdict_failures(data)
+    return "ok" if not missed else "failed (" + ", ".join(missed[:3]) + (" ..." if len(missed) > 3 else "") + ")"
+
+
 def main(argv: list[str]) -> int:
     available = discover()
     if "--list" in argv:
@@ -56,18 +91,18 @@ def main(argv: list[str]) -> int:
     summary = []
     for module in wanted or available:
         print(f"== {module}", flush=True)
-        start = time.perf_counter()
+        start, wall = time.perf_counter(), time.time()
         code = f"from benchmarks.__main__ import run_one; run_one({module!r})"
         try:
             proc = subprocess.run([sys.executable, "-c", code], cwd=HERE.parent, timeout=timeout)
-            status = "ok" if proc.returncode == 0 else f"failed (exit {proc.returncode})"
+            status = judge(module, wall - 1) if proc.returncode == 0 else f"failed (exit {proc.returncode})"
         except subprocess.TimeoutExpired:
             status = f"failed (timeout after {timeout:.0f} s)"
         summary.append((module, status, time.perf_counter() - start))
     print("\n== summary")
     for module, status, seconds in summary:
         name = module.removeprefix("bench_")
-        print(f"{module:24s} {status:24s} {seconds:7.1f} s   bench-results/{name}.json")
+        print(f"{module:24s} {status:40s} {seconds:7.1f} s   bench-results/{name}.json")
     return 1 if any(s != "ok" for _, s, _ in summary) else 0
 
 

@@ -3,8 +3,9 @@
 - ``cached_rerun``: a generated 100-shot list (previz, 128x96, stills and clips) rendered once,
   then rendered again unchanged: every job must be cached, in under 2 s (the CLI in a fresh
   process, interpreter start included).
-- ``kill_resume``: 10 renders killed with SIGKILL at random moments, each resumed: every final
-  output decodes and is byte-identical to an uninterrupted render.
+- ``kill_resume``: 10 renders killed with SIGKILL inside a job (after a random job's start
+  marker), each resumed: no torn file at a final path after the kill, every final output decodes
+  and is byte-identical to an uninterrupted render; at least half the kills provably inside a job.
 - ``memory``: RSS (psutil) after shot 10 and after shot 100 of a long batch in one process;
   growth under 10 % (puppet engine when present, and previz).
 
@@ -67,36 +68,55 @@ def _decodes(out: Path) -> bool:
 
 
 def kill_resume(work: Path, runs: int = 10, shots: int = 40, seed: int = 6) -> dict:
+    """SIGKILL inside a job, resume, compare. Each run is killed a random moment (0-30 ms) after
+    the k-th job (k random) wrote its start marker (``tests.test_batch.killable_render``); the
+    kill is counted as landing inside a job when some started job has no sidecar yet."""
+    import os
+
     root = make_project(work / "kill", many_shots(shots), config=SMALL)
     ref_proc, full_s = _cli(root, "--out", "ref")
     assert ref_proc.returncode == 0, ref_proc.stderr[-2000:]
     reference = output_bytes(root / "ref")
+    repo = Path(__file__).resolve().parents[1]
     rng = random.Random(seed)
     results = []
     for i in range(runs):
-        out = f"run{i}"
-        delay = rng.uniform(0.5, full_s)  # from interpreter start-up to the end of a full run
-        proc = subprocess.Popen([sys.executable, "-m", "cinekit", "render", "--ci", "--out", out], cwd=root,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(delay)
+        out, markers = f"run{i}", work / f"markers{i}"
+        markers.mkdir()
+        k = rng.randint(1, shots)
+        env = {**os.environ, "CINEKIT_TEST_MARKERS": str(markers),
+               "PYTHONPATH": os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")])}
+        proc = subprocess.Popen([sys.executable, "-c",
+                                 f"from tests.test_batch import killable_render; killable_render({out!r})"],
+                                cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while len(list(markers.glob("*.started"))) < k and proc.poll() is None:
+            time.sleep(0.002)
+        time.sleep(rng.uniform(0.0, 0.03))
         killed = proc.poll() is None
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+        started = {p.stem: p.read_text() for p in markers.glob("*.started")}
+        inside = killed and any(not (root / out / f"{o}.json").exists() for o in started.values())
+        torn = [rel for rel, data in output_bytes(root / out).items() if data != reference.get(rel)] \
+            if (root / out).exists() else []
         committed = len(list((root / out).rglob("s*.json"))) if (root / out).exists() else 0
         resumed, _ = _cli(root, "--out", out)
         rendered_on_resume = [line for line in resumed.stdout.splitlines() if "rendered," in line]
         got = output_bytes(root / out)
         results.append({
-            "delay_s": round(delay, 3), "killed_while_running": killed, "committed_before_resume": committed,
+            "kill_after_job": k, "killed_while_running": killed, "killed_inside_job": inside,
+            "torn_files_after_kill": torn, "committed_before_resume": committed,
             "resume_exit": resumed.returncode, "resume_summary": rendered_on_resume[-1].strip() if rendered_on_resume else "",
             "identical": got == reference, "decodes": _decodes(root / out),
             "leftovers": sorted(p.name for p in (root / out).rglob(".*")),
         })
         shutil.rmtree(root / out)
-    ok = all(r["identical"] and r["decodes"] and r["resume_exit"] == 0 and not r["leftovers"] for r in results)
+    ok = all(r["identical"] and r["decodes"] and r["resume_exit"] == 0 and not r["leftovers"]
+             and not r["torn_files_after_kill"] for r in results)
+    inside = sum(r["killed_inside_job"] for r in results)
     return {"runs": runs, "shots": shots, "uninterrupted_s": round(full_s, 3), "files": len(reference),
-            "killed_mid_run": sum(r["killed_while_running"] for r in results), "all_identical_and_decode": ok,
-            "pass": ok, "details": results}
+            "killed_mid_run": sum(r["killed_while_running"] for r in results), "killed_inside_job": inside,
+            "all_identical_and_decode": ok, "pass": ok and inside >= runs // 2, "details": results}
 
 
 def memory(work: Path, engine: str, shots: int = 100) -> dict:

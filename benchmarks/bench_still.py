@@ -13,8 +13,8 @@ state, the pipeline call). The hand loop has its inputs prepared once, outside t
 Sizes: ``tiny`` (the tiny offline set, from disk through the real loader) and ``sd15``
 (SD 1.5-sized UNet / ControlNet / VAE / CLIP-L text encoder with random weights, built in
 process and injected into the loader; a ViT-B-sized image encoder), 256x256, 4 steps.
-Reported: median seconds per image on each side, their ratio (goal <= 1.05), whether the two
-outputs are identical, and the share of the output change inside character A's region when
+Reported: median seconds per image on each side, their ratio, the median of the per-pair
+ratios (the verdict: <= 1.05), whether the two outputs are identical (required), and the share of the output change inside character A's region when
 A's reference art is swapped (reported, not gated: random weights mix globally).
 """
 
@@ -256,6 +256,7 @@ def bench_size(size: str, reps: int) -> dict:
             "paired_ratio_median": round(statistics.median(e / h for e, h in zip(t_engine, t_hand, strict=True)), 4),
             "engine_runs_s": [round(x, 4) for x in t_engine], "hand_runs_s": [round(x, 4) for x in t_hand],
             "identical_output": bool(np.array_equal(first, hand)),
+            "identity_ok": bool(np.array_equal(first, hand)),
             "max_abs_diff": int(np.abs(first.astype(np.int32) - hand).max()),
             "region_share_of_change": round(share, 4),
             "region_area_share": round(float(res.masks[0, 0].mean()), 4),
@@ -266,7 +267,8 @@ def bench_size(size: str, reps: int) -> dict:
 def run(sizes=("tiny", "sd15"), reps: int | None = None) -> dict:
     torch.set_num_threads(max(1, min(os.cpu_count() or 1, 4)))
     out = {"machine": {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
-                       "torch": torch.__version__}, "goal": "ratio <= 1.05", "results": {}}
+                       "torch": torch.__version__}, "goal": "median paired ratio <= 1.05, identical output",
+           "results": {}}
     for size in sizes:
         r = reps or (10 if size == "tiny" else 4)
         res = bench_size(size, r)
@@ -275,7 +277,8 @@ def run(sizes=("tiny", "sd15"), reps: int | None = None) -> dict:
               f"ratio {res['ratio']:.3f}  identical {res['identical_output']}  "
               f"A-region share of change {res['region_share_of_change']:.1%} "
               f"(area {res['region_area_share']:.0%})", flush=True)
-    out["ok"] = all(r["ratio"] <= 1.05 for r in out["results"].values())
+    # the verdict: the median of back-to-back pair ratios (least moved by other load) and identical bytes
+    out["ok"] = all(r["paired_ratio_median"] <= 1.05 and r["identity_ok"] for r in out["results"].values())
     return out
 
 

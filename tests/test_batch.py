@@ -184,30 +184,105 @@ def test_a_job_killed_before_its_sidecar_is_rendered_again(tmp_path, monkeypatch
     assert not (root / "renders/ep/.s020.pending.json").exists()
 
 
-def _kill_at_random(root: Path, out: str, delay: float) -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "cinekit", "render", "--ci", "--out", out], cwd=root,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(delay)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+class MarkedPreviz:
+    """The previz engine, leaving a marker when each job starts (``CINEKIT_TEST_MARKERS``)."""
+
+    name, kinds, version = "previz", PrevizEngine.kinds, PrevizEngine.version
+
+    def __init__(self, runtime):
+        self.inner = PrevizEngine(runtime)
+
+    def check_inputs(self, job):
+        self.inner.check_inputs(job)
+
+    def render(self, job, progress=None):
+        marker = Path(os.environ["CINEKIT_TEST_MARKERS"]) / f"{job.shot_id}.started"
+        marker.write_text(job.output)
+        return self.inner.render(job, progress)
 
 
-def test_sigkill_at_random_moments_then_resume_gives_identical_outputs(tmp_path):
-    root = make_project(tmp_path / "p", many_shots(12), config=SMALL)
-    start = time.perf_counter()
-    reference = subprocess.run([sys.executable, "-m", "cinekit", "render", "--ci", "--out", "ref"], cwd=root,
-                               capture_output=True, text=True, timeout=120)
-    full = time.perf_counter() - start
-    assert reference.returncode == 0, reference.stderr
+def killable_render(out: str) -> None:
+    """``cinekit render --ci --out OUT`` with job-start markers (entry point of the kill test's
+    child processes). With ``CINEKIT_TEST_SLOW_WRITE`` set, every PNG reaches its file in two
+    halves 0.5 s apart, with a ``writing`` marker in between: a disk slow enough to be killed on."""
+    import io
+
+    from PIL import Image
+
+    from cinekit.engines import base
+
+    markers = Path(os.environ["CINEKIT_TEST_MARKERS"])
+    base._REGISTRY["previz"] = "tests.test_batch:MarkedPreviz"
+    if os.environ.get("CINEKIT_TEST_SLOW_WRITE"):
+        real = Image.Image.save
+
+        def slow_save(self, fp, format=None, **params):
+            if not isinstance(fp, (str, Path)) or (format or Path(fp).suffix.lstrip(".")).upper() != "PNG":
+                return real(self, fp, format, **params)
+            buf = io.BytesIO()
+            real(self, buf, "PNG", **params)
+            data = buf.getvalue()
+            with open(fp, "wb") as fh:
+                fh.write(data[: len(data) // 2])
+                fh.flush()
+                (markers / "writing").write_text(str(fp))
+                time.sleep(0.5)
+                fh.write(data[len(data) // 2:])
+
+        Image.Image.save = slow_save
+    app(["render", "--ci", "--out", out], standalone_mode=False)
+
+
+def _start(root: Path, out: str, markers: Path, slow_write: bool = False) -> subprocess.Popen:
+    markers.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "CINEKIT_TEST_MARKERS": str(markers),
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
+    if slow_write:
+        env["CINEKIT_TEST_SLOW_WRITE"] = "1"
+    return subprocess.Popen([sys.executable, "-c", f"from tests.test_batch import killable_render; killable_render({out!r})"],
+                            cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _wait_for(predicate, proc, timeout: float = 60.0) -> None:
+    end = time.perf_counter() + timeout
+    while not predicate():
+        assert proc.poll() is None, f"the render ended before the kill point: {proc.stderr.read()[-2000:]!r}"
+        assert time.perf_counter() < end, "kill point never reached"
+        time.sleep(0.005)
+
+
+def test_sigkill_mid_job_then_resume_gives_identical_outputs(tmp_path):
+    """Kills that provably land inside a job (its start marker written, its sidecar not yet):
+    one while a file is being written (half of it on disk), two at random moments inside a job.
+    After each kill every file at a final path is absent or complete (identical to an
+    uninterrupted run); the resumed run gives byte-identical outputs."""
+    root = make_project(tmp_path / "p", many_shots(8), config=SMALL)
+    ref = _start(root, "ref", tmp_path / "m-ref")
+    assert ref.wait(timeout=120) == 0, ref.stderr.read()[-2000:]
+    reference = output_bytes(root / "ref")
     rng = random.Random(6)
-    for _ in range(3):  # kills land between interpreter start-up and the end of an uninterrupted run
-        _kill_at_random(root, "run", rng.uniform(0.4, 0.95 * full))
-    final = subprocess.run([sys.executable, "-m", "cinekit", "render", "--ci", "--out", "run"], cwd=root,
-                           capture_output=True, text=True, timeout=120)
-    assert final.returncode == 0, final.stderr
-    ref, run = output_bytes(root / "ref"), output_bytes(root / "run")
-    assert run.keys() == ref.keys() and len(ref) == 6 * 3 + 6 * 4  # stills: png+control+masks; clips: +poster
-    assert all(run[k] == ref[k] for k in ref)
+    for i, when in enumerate(("writing", "in job", "in job")):
+        markers = tmp_path / f"m{i}"
+        proc = _start(root, "run", markers, slow_write=when == "writing")
+        if when == "writing":
+            _wait_for(lambda m=markers: (m / "writing").exists(), proc)
+        else:   # the (i+1)-th job this run starts, then a random moment inside it
+            _wait_for(lambda m=markers, n=1 + i: len(list(m.glob("*.started"))) >= n, proc)
+            time.sleep(rng.uniform(0.0, 0.05))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc.stderr.close()
+        started = {p.stem: p.read_text() for p in markers.glob("*.started")}
+        in_flight = [sid for sid, output in started.items() if not (root / "run" / f"{output}.json").exists()]
+        assert in_flight, f"kill {i} ({when}) landed between jobs, not inside one"
+        for rel, data in output_bytes(root / "run").items():
+            assert data == reference[rel], f"kill {i} ({when}): {rel} is at its final path but incomplete"
+    final = _start(root, "run", tmp_path / "m-final")
+    assert final.wait(timeout=120) == 0, final.stderr.read()[-2000:]
+    final.stderr.close()
+    run = output_bytes(root / "run")
+    assert run.keys() == reference.keys() and len(reference) == 4 * 3 + 4 * 4  # stills: png+control+masks; clips: +poster
+    assert all(run[k] == reference[k] for k in reference)
     assert not [p for p in (root / "run").rglob(".*")]
     for mp4 in (root / "run").rglob("*.mp4"):
         assert frame_count(mp4)[0] == 4

@@ -96,3 +96,30 @@ def test_reference_latents_cached(tiny_project, tiny_models, tmp_path):
     assert counts == {"reference_latent_encodings": 1} and np.array_equal(z.numpy(), again.numpy())
     ReferenceLatents(tmp_path, vae, "vae-1", count).latent(ann, (128, 64))
     assert counts == {"reference_latent_encodings": 2}
+
+
+def test_an_edited_reference_is_encoded_again(tiny_project, encoder_parts, tmp_path):
+    """The cache is keyed by the reference's content: new bytes at the same path are encoded
+    again (no stale embedding served), on disk and in memory, and the value is the new art's."""
+    import torch
+
+    from tests.project_factory import draw_figure
+
+    enc, fx = encoder_parts
+    counts: dict[str, int] = {}
+
+    def count(key):
+        counts[key] = counts.get(key, 0) + 1
+
+    before = make_runtime(tiny_project).identities.get("ann").references[0]
+    same_run = ReferenceEncoder(tmp_path, enc, fx, "enc", count=count)
+    old = same_run.embedding(before)
+    draw_figure(before.path, colour=(30, 200, 200))                 # the artist edits the reference
+    after = make_runtime(tiny_project).identities.get("ann").references[0]
+    assert after.path == before.path
+    next_run = ReferenceEncoder(tmp_path, enc, fx, "enc", count=count).embedding(after)
+    in_memory = same_run.embedding(after)
+    assert counts == {"reference_encodings": 2}                     # old art, new art (then read from disk)
+    fresh = ReferenceEncoder(None, enc, fx, "enc").embedding(after)  # no cache at all
+    assert torch.equal(next_run, fresh) and torch.equal(in_memory, fresh)
+    assert not torch.allclose(fresh, old, atol=1e-4)                 # the art change reaches the embedding

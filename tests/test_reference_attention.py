@@ -85,27 +85,65 @@ def _inputs(batch=2, h=8, w=16, ctx=32):
     return torch.randn(batch, 4, h, w, generator=g), torch.randn(batch, 77, ctx, generator=g)
 
 
-def test_processor_receives_the_reference_keys_values():
-    unet = _unet()
-    written, received = {}, {}
-    ctl = _controller(hooks=[lambda i: received.setdefault((i["layer"], i["character"]), i["k_ref"])])
-    sample, text = _inputs()
-    with torch.no_grad(), ctl.attached(unet):
-        # capture the bank as the reference pass leaves it
-        orig = ctl.write_references
+def _attn1(unet):
+    return [(n, m) for n, m in unet.named_modules() if n.endswith("attn1") and type(m).__name__ == "Attention"]
 
-        def spy(*a, **k):
-            orig(*a, **k)
-            written.update({n: kv[0].clone() for n, kv in ctl.bank.items()})
-        ctl.write_references = spy
-        unet(sample, 500, encoder_hidden_states=text)
-    attn1 = [n for n in unet.attn_processors if n.endswith("attn1.processor")]
-    assert sorted(written) == sorted(attn1) and ctl.reference_passes == 1
-    for name in attn1:
-        for c in (0, 1):
-            assert torch.equal(received[(name, c)], written[name][c:c + 1])
-    # the reference pass uses the reference latents: 2 characters x (8*8 tokens at level 0)
-    assert written[attn1[0]].shape[:2] == (2, 64)
+
+def test_attention_uses_each_characters_reference_keys_values(monkeypatch):
+    """The K/V that reach ``scaled_dot_product_attention`` in the generation pass (not the
+    bank's copy): the layer's own tokens followed by ``to_k``/``to_v`` of the input this layer
+    received in the reference pass, row ``c`` for character ``c``, at every attn1 layer."""
+    import torch.nn.functional as F
+
+    unet = _unet()
+    ctl = _controller(masks=_halves())
+    layers = _attn1(unet)
+    ref_in, current, used = {}, {}, []
+
+    def record(name):
+        def pre(_m, args):
+            current["layer"] = name if name.endswith("attn1") else None
+            if ctl.mode == "write" and name.endswith("attn1"):
+                ref_in[name] = args[0].detach().clone()
+        return pre
+
+    handles = [m.register_forward_pre_hook(record(n)) for n, m in unet.named_modules()
+               if type(m).__name__ == "Attention"]
+    real = F.scaled_dot_product_attention
+
+    def spy(q, k, v, *args, **kwargs):
+        if ctl.mode == "read" and current.get("layer") and k.shape[2] != q.shape[2]:
+            used.append((current["layer"], q.shape[2], k, v))
+        return real(q, k, v, *args, **kwargs)
+
+    monkeypatch.setattr(F, "scaled_dot_product_attention", spy)
+    sample, text = _inputs()
+    try:
+        with torch.no_grad(), ctl.attached(unet):
+            unet(sample, 500, encoder_hidden_states=text)
+    finally:
+        for h in handles:
+            h.remove()
+    assert ctl.reference_passes == 1 and sorted(ref_in) == sorted(n for n, _ in layers)
+    modules = dict(layers)
+    calls: dict[str, list] = {}
+    for name, n_self, k, v in used:
+        calls.setdefault(name, []).append((n_self, k, v))
+    assert sorted(calls) == sorted(modules)                      # every attn1 layer, one call per character
+    for name, per_char in calls.items():
+        attn = modules[name]
+        assert len(per_char) == 2
+        for c, (n_self, k, v) in enumerate(per_char):
+            x_ref = ref_in[name][c:c + 1]
+            heads = attn.heads
+            k_ref = attn.to_k(x_ref).view(1, -1, heads, k.shape[-1]).transpose(1, 2)
+            v_ref = attn.to_v(x_ref).view(1, -1, heads, v.shape[-1]).transpose(1, 2)
+            assert k.shape[2] == n_self + x_ref.shape[1]
+            assert torch.allclose(k[:, :, n_self:], k_ref.expand(k.shape[0], -1, -1, -1), atol=1e-6), (name, c)
+            assert torch.allclose(v[:, :, n_self:], v_ref.expand(v.shape[0], -1, -1, -1), atol=1e-6), (name, c)
+    # the two references are distinguishable: routing to the wrong one would show above
+    first = ref_in[layers[0][0]]
+    assert not torch.allclose(first[0], first[1])
     # detached: the UNet's own processors are back, no hook left
     assert not any(isinstance(p, ReferenceSelfAttnProcessor) for p in unet.attn_processors.values())
     assert not unet._forward_pre_hooks
@@ -122,22 +160,25 @@ def test_detached_unet_is_bit_identical_to_before():
     assert torch.equal(before, after) and not torch.equal(before, during)
 
 
-def test_contributions_are_zero_outside_each_region_at_every_layer():
+def test_outputs_inside_and_outside_each_region_at_every_layer():
+    """On the hidden states each attn1 layer returns (not a hook's copy): inside each region,
+    the recomputed reference attention of that region's character at its strength (1 and 0.5);
+    in the columns that belong to nobody, exactly the output without any contribution."""
+    from tests.identity_oracle import Expected, IdentityOracle, spatial_attention_layers
+
     unet = _unet()
-    seen = set()
-
-    def hook(info):
-        c, m = info["contribution"], info["mask"]
-        assert (c * (1 - m)).abs().max().item() == 0.0
-        assert (c * m).abs().sum().item() > 0
-        seen.add((info["layer"], info["character"]))
-
-    ctl = _controller(masks=_halves(), hooks=[hook])
+    masks = torch.zeros(1, 2, 8, 16)
+    masks[:, 0, :, :6] = 1                                   # A: columns 0-5, B: 10-15, 6-9 nobody's
+    masks[:, 1, :, 10:] = 1
+    ctl = _controller(masks=masks, strength=1.0)
+    ctl.characters[1].reference = 0.5
+    ctl.characters[0].style_fidelity = 0.25
+    expected = Expected(ip=[0.0, 0.0], reference=[1.0, 0.5], fidelity=[0.25, 0.5])
     sample, text = _inputs()
-    with torch.no_grad(), ctl.attached(unet):
+    oracle = IdentityOracle(unet, masks.numpy() > 0, expected)
+    with torch.no_grad(), oracle, ctl.attached(unet):
         unet(sample, 500, encoder_hidden_states=text)
-    attn1 = [n for n in unet.attn_processors if n.endswith("attn1.processor")]
-    assert seen == {(n, c) for n in attn1 for c in (0, 1)}
+    oracle.assert_ok(spatial_attention_layers(unet), kinds=("reference",))
 
 
 def test_perturbing_a_reference_changes_a_layer_only_inside_its_region():
@@ -180,14 +221,19 @@ def test_video_batches_use_per_frame_masks():
 
 
 def test_sdxl_unet_with_reference_attention():
+    """The SDXL UNet (added conditions): every attn1 output is the recomputed reference attention."""
+    from tests.identity_oracle import Expected, IdentityOracle, spatial_attention_layers
+
     unet = _unet(sdxl=True)
-    seen = set()
-    ctl = _controller(masks=_halves(), hooks=[lambda i: seen.add(i["layer"])])
+    masks = _halves()
+    masks[:, 1, :, 8:10] = 0                                  # two columns nobody's: exact-zero cells
+    ctl = _controller(masks=masks)
     sample, text = _inputs(ctx=64)
     added = {"text_embeds": torch.zeros(2, 32), "time_ids": torch.tensor([[64, 128, 0, 0, 64, 128]] * 2, dtype=torch.float32)}
+    oracle = IdentityOracle(unet, masks.numpy() > 0, Expected(ip=[0.0, 0.0], reference=[1.0, 1.0], fidelity=[0.5, 0.5]))
     with torch.no_grad():
         base = unet(sample, 500, encoder_hidden_states=text, added_cond_kwargs=added).sample
-        with ctl.attached(unet):
+        with oracle, ctl.attached(unet):
             out = unet(sample, 500, encoder_hidden_states=text, added_cond_kwargs=added).sample
+    oracle.assert_ok(spatial_attention_layers(unet), kinds=("reference",))
     assert not torch.equal(base, out)
-    assert seen == {n for n in unet.attn_processors if n.endswith("attn1.processor")}

@@ -139,3 +139,24 @@ def test_whole_frame_region_includes_background():
     inside = palette_delta_e(ref, None, frame, alpha).delta_e
     whole = palette_delta_e(ref, None, frame, None).delta_e
     assert inside < 0.5 < whole
+
+
+def test_palette_score_ranks_by_ciede2000_where_cie76_disagrees():
+    """A saturated blue reference; output A a more saturated blue, output B a lighter violet.
+    CIEDE2000 (chroma differences weighted down at high chroma) ranks A closer (7.2 vs 20.5);
+    CIE76 (Euclidean Lab) ranks B closer (22.4 vs 41.1). The score must follow CIEDE2000."""
+    ref_rgb, a_rgb, b_rgb = (40, 60, 200), (7, 31, 252), (135, 109, 252)
+    lab = srgb_to_lab(np.array([ref_rgb, a_rgb, b_rgb], np.uint8))
+    cie76 = np.linalg.norm(lab[1:] - lab[0], axis=1)
+    assert cie76[0] > cie76[1]                                     # CIE76: B is closer
+    reference = np.zeros((40, 20, 4), np.uint8)
+    reference[...] = (*ref_rgb, 255)
+    scores = []
+    for rgb in (a_rgb, b_rgb):
+        frame = np.full((40, 40, 3), 128, np.uint8)
+        region = np.zeros((40, 40), bool)
+        region[5:35, 10:30] = True
+        frame[region] = rgb
+        scores.append(palette_delta_e(reference, None, frame, region).delta_e)
+    assert scores[0] < scores[1]                                   # CIEDE2000: A is closer
+    assert scores == pytest.approx([7.179, 20.457], abs=0.01)
