@@ -56,6 +56,14 @@ def test_a_cached_rerender_opens_no_sidecar_and_a_changed_stat_falls_back_to_it(
     reads.clear()
     assert "0 rendered, 6 cached" in _counts(render(root)) and reads == []  # entries refreshed
 
+    # Same bytes, new mtimes (a copied folder): read and hashed once, then the entries hold the
+    # new stats and the next run is back on the fast path.
+    for f in out.iterdir():
+        os.utime(f, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + 10**9))
+    assert "0 rendered, 6 cached" in _counts(render(root)) and len(reads) == 6
+    reads.clear()
+    assert "0 rendered, 6 cached" in _counts(render(root)) and reads == []
+
 
 def test_a_manifest_entry_of_another_key_is_not_trusted(tmp_path, monkeypatch):
     """An edit of the shot list changes the key: the entry no longer vouches, the job re-renders."""

@@ -397,15 +397,19 @@ def check(sidecar: Path, info: KeyInfo, entry: dict[str, Any] | None = None) -> 
         return Freshness(False, _explain(record.get("key_parts") or {}, info.parts))
     folder = os.path.dirname(sidecar)
     stats = record.get("stat", {})
+    current, moved = {}, False
     for name, sha in record["files"].items():
         path = os.path.join(folder, name)
-        now = stat_signature(path)
+        now = current[name] = stat_signature(path)
         if now is None:
             return Freshness(False, f"output missing ({name})")
         if stats.get(name) is not None and now == stats[name]:
             continue
         if output_sha256(path) != sha:
             return Freshness(False, f"output changed ({name})")
+        moved = True
+    if moved:  # same bytes, new stats (a copied folder): the manifest entry keeps the stats seen now
+        record = {**record, "stat": current}
     return Freshness(True, "cached", record, before)
 
 
