@@ -13,6 +13,7 @@ the root, e.g. a Z-up rig written into a Y-up scene).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -188,6 +189,107 @@ def parse_bvh(text: str, name: str = "<bvh>") -> Bvh:
         bad = next((v, n) for v, n in values if not _is_float(v))
         fail(f"MOTION: expected a number, found {bad[0]!r}", bad[1])
     return Bvh(joints, frame_time, motion.reshape(n_frames, n_channels))
+
+
+_MOTION_HEAD = re.compile(rb"^[ \t]*MOTION[ \t]*\r?\n\s*Frames:[ \t]*(\d+)[ \t]*\r?\n\s*Frame[ \t]+Time:[ \t]*(\S+)[ \t]*\r?\n",
+                          re.MULTILINE | re.IGNORECASE)
+
+
+def read_bvh(path: str | Path, frames: tuple[int, int] | None = None) -> Bvh:
+    """Parse a BVH file quickly: the HIERARCHY with ``parse_bvh``, the MOTION values with numpy
+    straight from the bytes (no Python token per value).
+
+    ``frames``: ``(first, stop)`` reads only the lines of those frames, through a memory map:
+    the file is scanned up to frame ``stop`` and no further (one frame per line, the usual
+    layout, checked on every line read; otherwise every frame is parsed and sliced). Any file
+    the fast path cannot vouch for (a value that is not a number, a count that does not match)
+    is parsed by ``parse_bvh``, which says where the problem is.
+    """
+    import mmap
+
+    p = Path(path)
+    with open(p, "rb") as fh:
+        try:
+            data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        except ValueError:  # an empty file cannot be mapped
+            data = b""
+        try:
+            bvh = _read(p, data, frames)
+        finally:
+            if isinstance(data, mmap.mmap):
+                data.close()
+    return bvh if bvh is not None else _sliced(parse_bvh(p.read_text(encoding="utf-8", errors="replace"), str(p)), frames)
+
+
+def _read(p: Path, data, frames: tuple[int, int] | None) -> Bvh | None:
+    head = _MOTION_HEAD.search(data)
+    if head is None:
+        return None
+    skeleton = parse_bvh(data[:head.start()].decode("utf-8", errors="replace") + "\nMOTION\nFrames: 0\nFrame Time: 1\n", str(p))
+    n_frames, n_channels = int(head.group(1)), sum(len(j.channels) for j in skeleton.joints)
+    try:
+        frame_time = float(head.group(2))
+    except ValueError:
+        return None
+    if not frame_time > 0 or not n_channels:
+        return None
+    motion = None
+    if frames is not None:
+        motion = _window(data, head.end(), n_frames, n_channels, *frames)
+    if motion is None:
+        values = _values(data[head.end():], n_frames * n_channels)
+        if values is None:
+            return None
+        motion = values.reshape(n_frames, n_channels)
+        if frames is not None:
+            motion = motion[frames[0]:frames[1]].copy()
+    return Bvh(skeleton.joints, frame_time, motion)
+
+
+def _sliced(bvh: Bvh, frames: tuple[int, int] | None) -> Bvh:
+    if frames is not None:
+        bvh.motion = bvh.motion[frames[0]:frames[1]].copy()
+    return bvh
+
+
+def _values(body: bytes, need: int) -> np.ndarray | None:
+    """``need`` numbers from whitespace-separated text, or None if it holds anything else."""
+    import warnings
+
+    if re.search(rb"[^0-9eE+\-.naNAifIF \t\r\n]", body):
+        return None  # text that is not numbers: leave it to the token parser's message
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # numpy warns (and stops) on a value it cannot read
+        try:
+            values = np.fromstring(body, dtype=np.float64, sep=" ")
+        except ValueError:
+            return None
+    return values if values.size == need else None
+
+
+def _window(data, pos: int, n_frames: int, n_channels: int, first: int, stop: int) -> np.ndarray | None:
+    """Frames ``first:stop`` from their own lines (the file is read up to line ``stop`` only),
+    or None when a line does not hold exactly one frame."""
+    stop = min(stop, n_frames)
+    if not 0 <= first < stop:
+        return None
+    rows, index = [], 0
+    while index < stop:
+        end = data.find(b"\n", pos)
+        end = len(data) if end < 0 else end
+        line = data[pos:end]
+        if end >= len(data) and not line.strip():
+            return None  # fewer lines than frames
+        pos = end + 1
+        if not line.strip():
+            continue  # blank lines are not frames
+        if index >= first:
+            row = _values(line, n_channels)
+            if row is None:
+                return None
+            rows.append(row)
+        index += 1
+    return np.stack(rows)
 
 
 def _is_float(s: str) -> bool:
@@ -380,16 +482,19 @@ def _spread(p2: np.ndarray) -> float:
     return float(np.nansum(np.nanvar(p2, axis=0)))
 
 
-def load_bvh(path: str | Path, view: str = "auto") -> Motion:
+def load_bvh(path: str | Path, view: str = "auto", frames: tuple[int, int] | None = None) -> Motion:
     """A BVH file -> ``Motion`` of COCO-18 2D poses (BVH units, y down).
 
     ``view``: ``front``, ``side`` or ``auto`` (the side view only when it shows clearly more
-    motion spread, > 1.5x, than the front view).
+    motion spread, > 1.5x, than the front view). ``frames``: ``(first, stop)`` reads only
+    those frames (the up axis and the view are then found from them).
     """
     if view not in ("front", "side", "auto"):
         raise ValueError(f"view must be front, side or auto, got {view!r}")
     p = Path(path)
-    bvh = parse_bvh(p.read_text(encoding="utf-8", errors="replace"), str(p))
+    bvh = read_bvh(p, frames)
+    if bvh.motion.shape[0] == 0:
+        raise MotionFormatError(f"{p}: no frames" + (f" in {frames[0]}..{frames[1]}" if frames else ""))
     pts, frame = coco_points_3d(bvh)
     if view == "auto":
         front, side = project(pts, frame, "front"), project(pts, frame, "side")

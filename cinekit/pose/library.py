@@ -28,13 +28,16 @@ frames:
 
 Optional keys in both: ``description`` (str). Project poses are returned as stored (not
 normalised; ``retarget`` imposes a character's proportions anyway). ``save_pose`` /
-``save_motion`` write these formats (``cinekit poses import``).
+``save_motion`` write these formats (``cinekit poses import``); ``save_motion`` writes the
+binary layout of ``motion_store`` (a few-line header + ``<name>.npz``), so no command parses a
+motion's frames as YAML. ``load_library`` reads headers only and loads a motion's frames when
+its value is first looked up (``check`` asks only which names exist).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
 
@@ -43,6 +46,7 @@ import yaml
 
 from cinekit.errors import UserError
 from cinekit.pose.angles import DEFAULT_LENGTHS, ROOT, bone_angles, from_angles
+from cinekit.pose import motion_store
 from cinekit.pose.camera import mirror
 from cinekit.pose.skeleton import INDEX, JOINTS, N_JOINTS
 
@@ -121,6 +125,9 @@ def load_pose_file(path: str | Path) -> tuple[np.ndarray, float | None]:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise PoseFileError(f"{path}: cannot read pose file: {exc}") from None
+    if motion_store.is_header(data):
+        npz, fps, count = motion_store.data_path(path, data)
+        return motion_store.load(npz, count, path), fps
     if not isinstance(data, dict):
         raise PoseFileError(f"{path}: expected a mapping with `joints:` or `frames:` and `fps:`")
     extra = set(data) - {"joints", "frames", "fps", "description"}
@@ -155,12 +162,60 @@ def _project_files(extra_dirs: Iterable[str | Path]) -> dict[str, Path]:
     return files
 
 
-def load_library(extra_dirs: Iterable[str | Path] = ()) -> dict[str, np.ndarray]:
+class PoseLibrary(Mapping):
+    """``{name: pose}`` whose binary motions load on first lookup (membership reads nothing)."""
+
+    def __init__(self):
+        self._values: dict[str, np.ndarray] = {}
+        self._loaders: dict[str, Callable[[], np.ndarray]] = {}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._values:
+            self._values[name] = self._loaders.pop(name)()  # KeyError for an unknown name
+        return self._values[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._values or name in self._loaders
+
+    def __iter__(self):
+        return iter([*self._values, *self._loaders])
+
+    def __len__(self) -> int:
+        return len(self._values) + len(self._loaders)
+
+
+def _header(path: Path) -> tuple[Path, int] | None:
+    """``(npz, frame_count)`` when ``path`` is a binary motion's header (checked against the
+    archive's array header, no frames read), else None. Header files are a few lines; a file
+    over 4 KB is an inline pose or motion and is parsed by ``load_pose_file``."""
+    try:
+        if path.stat().st_size > 4096:
+            return None
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None  # load_pose_file reports it
+    if not motion_store.is_header(data):
+        return None
+    npz, _, count = motion_store.data_path(path, data)
+    motion_store.peek(npz, count, path)
+    return npz, count
+
+
+def load_library(extra_dirs: Iterable[str | Path] = ()) -> PoseLibrary:
     """Bundled poses plus every ``<name>.yaml`` in ``extra_dirs`` (later folders win) ->
-    ``{name: (18, 2) pose or (F, 18, 2) motion}`` in body space. Fresh copies each call."""
-    out = {name: pose.copy() for name, pose in _bundled().items()}
+    ``{name: (18, 2) pose or (F, 18, 2) motion}`` in body space. Fresh copies each call; a
+    binary motion's frames are read when its name is looked up."""
+    out = PoseLibrary()
+    out._values.update({name: pose.copy() for name, pose in _bundled().items()})
     for name, path in _project_files(extra_dirs).items():
-        out[name] = load_pose_file(path)[0]
+        out._values.pop(name, None)
+        out._loaders.pop(name, None)
+        header = _header(path)
+        if header is None:
+            out._values[name] = load_pose_file(path)[0]
+        else:
+            npz, count = header
+            out._loaders[name] = lambda npz=npz, count=count, path=path: motion_store.load(npz, count, path)
     return out
 
 
@@ -192,6 +247,7 @@ def save_pose(path: str | Path, pose: np.ndarray, description: str | None = None
               for j in range(N_JOINTS) if np.isfinite(pose[j]).all()}
     data: dict = {"description": description} if description else {}
     data["joints"] = joints
+    Path(path).with_suffix(".npz").unlink(missing_ok=True)  # the frames of a motion this replaces
     Path(path).write_text(yaml.safe_dump(data, sort_keys=False, default_flow_style=None),
                           encoding="utf-8")
 
@@ -204,9 +260,6 @@ def save_motion(path: str | Path, poses: np.ndarray, fps: float,
         raise ValueError(f"poses must be (F, 18, 2) with F >= 1, got {poses.shape}")
     if not fps > 0:
         raise ValueError(f"fps must be > 0, got {fps}")
-    frames = [[None if not np.isfinite(xy).all() else [_num(xy[0]), _num(xy[1])] for xy in f]
-              for f in poses]
-    data: dict = {"description": description} if description else {}
-    data.update(fps=float(fps), frames=frames)
-    text = yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=1 << 16)
-    Path(path).write_text(text, encoding="utf-8")
+    # Missing joints are NaN for the whole [x, y] pair, as the inline format's null.
+    poses = np.where(np.isfinite(poses).all(axis=-1, keepdims=True), poses, np.nan)
+    motion_store.save(path, poses, fps, description)

@@ -351,11 +351,45 @@ class Freshness:
     fresh: bool
     reason: str          # "cached" | "new" | "spec changed" | "input X changed" | "output missing" | ...
     record: dict[str, Any] | None = None  # the sidecar record, when it was read
+    sidecar_stat: list[int] | None = None  # the sidecar's stat, taken before it was read
+    entry: dict[str, Any] | None = None    # the manifest entry that decided "cached" (sidecar not read)
 
 
-def check(sidecar: Path, info: KeyInfo) -> Freshness:
+def _file_stats_match(entry: dict[str, Any], folder: str) -> bool:
+    stats, files = entry.get("stat"), entry.get("files")
+    if not isinstance(stats, dict) or not isinstance(files, dict) or not files:
+        return False
+    for name in files:
+        recorded = stats.get(name)
+        if recorded is None or stat_signature(os.path.join(folder, name)) != recorded:
+            return False
+    return True
+
+
+def check_entry(sidecar: Path | str, info: KeyInfo, entry: dict[str, Any] | None) -> Freshness | None:
+    """"cached" from the manifest entry and ``os.stat`` alone, or None when that cannot be
+    decided without reading the sidecar (no entry, another key, any stat that differs).
+
+    Safe because the sidecar is the commit point: an entry's ``sidecar_stat`` was taken when it
+    was written (or before it was read), so the same size and mtime_ns mean the same record,
+    and the outputs' stats are those the record holds. Anything else falls back to ``check``.
+    """
+    if not entry or entry.get("key") != info.key or not entry.get("sidecar_stat"):
+        return None
+    sidecar = os.fspath(sidecar)
+    if stat_signature(sidecar) != entry["sidecar_stat"] or not _file_stats_match(entry, os.path.dirname(sidecar)):
+        return None
+    return Freshness(True, "cached", None, entry["sidecar_stat"], entry)
+
+
+def check(sidecar: Path, info: KeyInfo, entry: dict[str, Any] | None = None) -> Freshness:
     """Is the output committed by ``sidecar`` up to date for ``info``? Reads no output bytes
-    unless a file's size or mtime changed since it was written."""
+    unless a file's size or mtime changed since it was written; reads no sidecar when the
+    manifest ``entry`` and the files' stats vouch for it (``check_entry``)."""
+    quick = check_entry(sidecar, info, entry)
+    if quick is not None:
+        return quick
+    before = stat_signature(sidecar)  # before the read: a later edit then shows as a stat change
     record = read_sidecar(sidecar)
     if record is None:
         return Freshness(False, "damaged record" if Path(sidecar).exists() else "new")
@@ -363,16 +397,20 @@ def check(sidecar: Path, info: KeyInfo) -> Freshness:
         return Freshness(False, _explain(record.get("key_parts") or {}, info.parts))
     folder = os.path.dirname(sidecar)
     stats = record.get("stat", {})
+    current, moved = {}, False
     for name, sha in record["files"].items():
         path = os.path.join(folder, name)
-        now = stat_signature(path)
+        now = current[name] = stat_signature(path)
         if now is None:
             return Freshness(False, f"output missing ({name})")
         if stats.get(name) is not None and now == stats[name]:
             continue
         if output_sha256(path) != sha:
             return Freshness(False, f"output changed ({name})")
-    return Freshness(True, "cached", record)
+        moved = True
+    if moved:  # same bytes, new stats (a copied folder): the manifest entry keeps the stats seen now
+        record = {**record, "stat": current}
+    return Freshness(True, "cached", record, before)
 
 
 def pending_path(sidecar: Path) -> Path:

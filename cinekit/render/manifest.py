@@ -9,6 +9,11 @@ Updating it costs O(1) per job: each rendered job appends one line to ``.manifes
 folds the journal into ``manifest.json`` once at the end of the batch (one atomic rewrite).
 A run killed mid-batch leaves ``manifest.json`` plus a journal; the next run replays the
 journal (a torn last line is skipped) and brings the rest up to date from the sidecars.
+
+Each entry also records ``sidecar_stat`` (the sidecar's ``[size, mtime_ns]`` when the entry was
+made) and the outputs' ``stat``: a re-run decides that a job is cached from the entry plus
+``os.stat`` alone (``cache.check_entry``), without opening 10,000 sidecars. A sidecar whose stat
+differs (rewritten with scores, damaged, copied) is read as before and its entry refreshed.
 """
 
 from __future__ import annotations
@@ -25,8 +30,9 @@ MANIFEST_NAME = "manifest.json"
 JOURNAL_NAME = ".manifest.journal"
 
 
-def entry_from_record(record: dict[str, Any]) -> dict[str, Any]:
-    """The manifest entry of one output, from its sidecar record."""
+def entry_from_record(record: dict[str, Any], sidecar_stat: list[int] | None = None) -> dict[str, Any]:
+    """The manifest entry of one output, from its sidecar record (``sidecar_stat``: the
+    sidecar's stat signature taken before it was read, or right after it was written)."""
     job = record.get("job", {})
     parts = record.get("key_parts", {})
     return {
@@ -42,6 +48,10 @@ def entry_from_record(record: dict[str, Any]) -> dict[str, Any]:
         "files": record.get("files", {}),
         "timings": record.get("timings", {}),
         "rendered_at": record.get("rendered_at"),
+        "stat": record.get("stat", {}),
+        "outputs": record.get("outputs", {}),
+        "scores": record.get("scores"),
+        "sidecar_stat": sidecar_stat,
     }
 
 
@@ -86,16 +96,20 @@ class Manifest:
         files = entry.get("files") if isinstance(entry, dict) else None
         return set(files) if isinstance(files, dict) else set()
 
-    def update(self, output: str, record: dict[str, Any]) -> None:
+    def entry(self, output: str) -> dict[str, Any] | None:
+        entry = self.outputs.get(output)
+        return entry if isinstance(entry, dict) else None
+
+    def update(self, output: str, record: dict[str, Any], sidecar_stat: list[int] | None = None) -> None:
         """Record an output in memory (cached jobs: ``compact`` writes them once)."""
-        entry = entry_from_record(record)
+        entry = entry_from_record(record, sidecar_stat)
         if self.outputs.get(output) != entry:
             self.outputs[output] = entry
             self.dirty = True
 
-    def append(self, output: str, record: dict[str, Any]) -> None:
+    def append(self, output: str, record: dict[str, Any], sidecar_stat: list[int] | None = None) -> None:
         """Record a rendered output: in memory and one journal line (O(1), survives a kill)."""
-        entry = entry_from_record(record)
+        entry = entry_from_record(record, sidecar_stat)
         self.outputs[output] = entry
         self.dirty = True
         if self._journal is None:

@@ -67,6 +67,16 @@ def slim(record: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in record.items() if k != "pose_track"}
 
 
+def _record_from_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    """What a cached outcome keeps when its sidecar was not read: the parts of the record the
+    manifest entry holds (key, files, outputs, timings, stored gate scores)."""
+    record = {k: entry[k] for k in ("key", "engine", "format", "files", "stat", "outputs", "timings", "rendered_at")
+              if k in entry}
+    if entry.get("scores") is not None:
+        record["scores"] = entry["scores"]
+    return record
+
+
 class _Committer:
     """Executor events -> files on disk, outcomes, manifest entries, progress callbacks."""
 
@@ -123,7 +133,8 @@ class _Committer:
                                               error=describe_exception(exc), exit_code=3, reason=reason))
         elapsed = time.perf_counter() - start
         if self.manifest is not None:
-            self.manifest.append(job.output, record)
+            sidecar = sidecar_path((self.out_dir / job.output).with_suffix(".x"))
+            self.manifest.append(job.output, record, cache.stat_signature(sidecar))
         record = slim(record)
         files = [self.out_dir / Path(job.output).parent / name for name in record["files"]]
         return self._finish(task, Outcome(job, "rendered", seconds + elapsed, record, files=files, reason=reason))
@@ -192,11 +203,13 @@ class Planned:
     run: bool
     reason: str
     record: dict[str, Any] | None = None
+    fresh: cache.Freshness | None = None
 
 
 def plan_batch(project, jobs: list[Job], out_dir: Path, fmt: str = "mp4", *, force: bool = False,
-               digests: cache.FileDigests | None = None) -> list[Planned]:
-    """Keys and freshness of every job; reads no output bytes unless one looks changed."""
+               digests: cache.FileDigests | None = None, manifest=None) -> list[Planned]:
+    """Keys and freshness of every job; reads no output bytes unless one looks changed, and no
+    sidecar when ``manifest`` has an entry whose stats still match (``cache.check_entry``)."""
     digests = digests or cache.FileDigests()
     versions: dict[str, str] = {}
     shots, memo = cache.shot_index(project), {}
@@ -213,11 +226,11 @@ def plan_batch(project, jobs: list[Job], out_dir: Path, fmt: str = "mp4", *, for
             versions[job.engine] = cache.engine_version(job.engine)
         info = cache.job_key(project, job, versions[job.engine], fmt, digests, shots, memo)
         sidecar = sidecar_path((Path(out_dir) / job.output).with_suffix(".x"))
-        fresh = cache.check(sidecar, info)
+        fresh = cache.check(sidecar, info, manifest.entry(job.output) if manifest is not None else None)
         if force:
             out.append(Planned(job, info, sidecar, True, "forced" if fresh.fresh else fresh.reason))
         else:
-            out.append(Planned(job, info, sidecar, not fresh.fresh, fresh.reason, fresh.record))
+            out.append(Planned(job, info, sidecar, not fresh.fresh, fresh.reason, fresh.record, fresh))
     return out
 
 
@@ -258,8 +271,9 @@ def render_batch(runtime, jobs: list[Job], out_dir: Path, fmt: str = "mp4", *, f
             raise UserError(f"{linked[0]} is a link to {linked[0].resolve()}, outside the output folder", hint=HINT)
     with FolderLock(out_dir, wait=wait, on_wait=on_wait) as lock:
         clear_all_temps(out_dir)
-        plan = plan_batch(runtime.project, jobs, out_dir, fmt, force=force, digests=getattr(runtime, "files", None))
         manifest = Manifest(out_dir)
+        plan = plan_batch(runtime.project, jobs, out_dir, fmt, force=force, digests=getattr(runtime, "files", None),
+                          manifest=manifest)
         todo, keys, reasons, cached = [], {}, {}, {}
         for i, p in enumerate(plan):
             if p.run:
@@ -267,8 +281,11 @@ def render_batch(runtime, jobs: list[Job], out_dir: Path, fmt: str = "mp4", *, f
                 todo.append(p.job)
             else:
                 cache.clear_pending(p.sidecar)
-                record = slim(p.record if p.record is not None else (cache.read_sidecar(p.sidecar) or {}))
-                manifest.update(p.job.output, record)
+                if p.fresh is not None and p.fresh.entry is not None:  # decided from the manifest: it is current
+                    record = _record_from_entry(p.fresh.entry)
+                else:
+                    record = slim(p.record if p.record is not None else (cache.read_sidecar(p.sidecar) or {}))
+                    manifest.update(p.job.output, record, p.fresh.sidecar_stat if p.fresh else None)
                 cached[i] = Outcome(p.job, "cached", record=record, reason="cached")
                 progress.job_finished(cached[i])
         try:
