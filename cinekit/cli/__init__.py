@@ -69,7 +69,7 @@ def _wire() -> None:
         except ImportError:
             continue
         app.add_typer(mod.app, name=name)
-    for module in ("cinekit.cli.sheet", "cinekit.cli.score"):
+    for module in ("cinekit.cli.sheet", "cinekit.cli.score", "cinekit.cli.studio"):
         try:
             mod = __import__(module, fromlist=["register"])
         except ImportError:

@@ -1,0 +1,10 @@
+"""The studio hand-off: an episode's rendered shots as the files editors and board artists use.
+
+One module per export, all reading the same ``Episode`` (``cinekit.studio.episode``): the
+shots of one list in order, each joined with what ``cinekit render`` wrote for it.
+
+- ``animatic``: one movie of the episode (H.264 MP4, ProRes MOV or a PNG sequence), streamed
+  frame by frame, with SMPTE timecode burn-in, shot slates and an optional audio track;
+- ``board``: a storyboard PDF (panels with shot id, duration, camera, action, dialogue);
+- ``timeline``: an OpenTimelineIO timeline (clips referencing the rendered files).
+"""
