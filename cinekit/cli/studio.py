@@ -73,3 +73,20 @@ def register(app: typer.Typer) -> None:
         console().print(f"wrote {res.path} ({len(res.cuts)} shots, {res.frames} frames at {res.fps:g} fps = "
                         f"{res.seconds:.2f} s, {res.size[0]}x{res.size[1]}{', with audio' if res.audio else ''}; "
                         f"{time.perf_counter() - start:.1f} s)", markup=False)
+
+    @app.command()
+    def board(
+        shotlist: Path = typer.Argument(..., help=_LIST_HELP),
+        pdf: bool = typer.Option(True, "--pdf", help="Write a PDF (the board's format; the default)."),
+        out: Path = typer.Option(None, "--out", "-o", help="PDF to write (default: <renders>/<list>.board.pdf)."),
+        panels: int = typer.Option(6, "--panels", help="Panels a page: 3, 4, 5 or 6."),
+        hold: float = hold_opt, engine: str = engine_opt, renders: Path = renders_opt,
+        allow_outside_paths: bool = outside_opt,
+    ):
+        """Storyboard pages: each shot's panel with id, duration, camera, action and dialogue notes."""
+        from cinekit.cli.ui import console
+        from cinekit.studio.board import default_path, write_board
+
+        ep = _episode(shotlist, renders, hold, engine, allow_outside_paths)
+        res = write_board(ep, out or default_path(ep), panels=panels)
+        console().print(f"wrote {res.path} ({res.panels} panels on {res.pages} page(s))", markup=False)
