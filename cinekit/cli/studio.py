@@ -90,3 +90,21 @@ def register(app: typer.Typer) -> None:
         ep = _episode(shotlist, renders, hold, engine, allow_outside_paths)
         res = write_board(ep, out or default_path(ep), panels=panels)
         console().print(f"wrote {res.path} ({res.panels} panels on {res.pages} page(s))", markup=False)
+
+    @app.command()
+    def timeline(
+        shotlist: Path = typer.Argument(..., help=_LIST_HELP),
+        otio: Path = typer.Option(None, "--otio", help="OpenTimelineIO file to write (default: <renders>/<list>.otio)."),
+        fps: float = typer.Option(None, "--fps", help="Timeline rate (default: the list's fps)."),
+        start_timecode: str = typer.Option("00:00:00:00", "--start-timecode", help="Timecode of the first frame."),
+        hold: float = hold_opt, engine: str = engine_opt, renders: Path = renders_opt,
+        allow_outside_paths: bool = outside_opt,
+    ):
+        """Editorial timeline (OpenTimelineIO): a clip per shot on the rendered files, markers with ids and prompts."""
+        from cinekit.cli.ui import console
+        from cinekit.studio.timeline import default_path, write_timeline
+
+        ep = _episode(shotlist, renders, hold, engine, allow_outside_paths)
+        path = write_timeline(ep, otio or default_path(ep), fps=fps, start_tc=start_timecode)
+        console().print(f"wrote {path} ({len(ep.shots)} clips, {ep.seconds:.2f} s; media paths relative to "
+                        f"{ep.project.root.name}/)", markup=False)
