@@ -57,6 +57,20 @@ app = typer.Typer(cls=CinekitGroup, no_args_is_help=True, add_completion=False, 
                   help="cinekit: the same character in every panel and every frame.")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from cinekit import __version__
+
+        typer.echo(f"cinekit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                       help="Print cinekit's version and exit.")) -> None:
+    """cinekit: the same character in every panel and every frame."""
+
+
 def _wire() -> None:
     from cinekit.cli import poses, project, render
 

@@ -71,10 +71,6 @@ class Episode:
     def seconds(self) -> float:
         return sum(s.seconds for s in self.shots)
 
-    def project_rel(self, path: Path) -> str:
-        """A path for metadata: relative to the project root (never the user's absolute path)."""
-        return self.project.rel(path)
-
 
 def index_sidecars(out_dir: Path) -> dict[tuple[str, str], list[tuple[Path, dict]]]:
     """``(shot list, shot id) -> [(sidecar, record), ...]`` for every cinekit sidecar under ``out_dir``."""
@@ -134,18 +130,21 @@ def load_episode(project, list_path: Path, renders: Path | None = None, *, hold:
     fps = float(shot_list.defaults.fps or project.config.defaults.fps)
     sidecars = index_sidecars(renders)
     problems: list[Problem] = []
-    audio = None
-    if shot_list.audio:
-        got = _audio(project, list_path, rel, shot_list.audio, ("audio",))
-        problems.append(got) if isinstance(got, Problem) else None
-        audio = got if isinstance(got, Path) else None
+
+    def audio_file(value: str | None, loc: tuple) -> Path | None:
+        if not value:
+            return None
+        got = _audio(project, list_path, rel, value, loc)
+        if isinstance(got, Problem):
+            problems.append(got)
+            return None
+        return got
+
+    audio = audio_file(shot_list.audio, ("audio",))
     shots, missing, stale, start = [], [], [], 0.0
     for i, shot in enumerate(shot_list.shots):
-        shot_audio = None
-        if shot.audio:  # checked for every shot: a spec problem is reported before "not rendered"
-            got = _audio(project, list_path, rel, shot.audio, ("shots", i, "audio"))
-            problems.append(got) if isinstance(got, Problem) else None
-            shot_audio = got if isinstance(got, Path) else None
+        # checked for every shot: a problem in the list is reported before "not rendered"
+        shot_audio = audio_file(shot.audio, ("shots", i, "audio"))
         hit = _pick(sidecars.get((rel, shot.id), []), engine)
         if hit is None:
             missing.append(shot.id)
