@@ -58,7 +58,7 @@ CHILD = textwrap.dedent("""\
     else:
         for fmt in ("mp4", "png", "prores"):
             t = time.perf_counter()
-            write_animatic(episode(24), root / f"minute.{fmt}", fmt=fmt)
+            write_animatic(episode(24), root / f"minute.{fmt}.out", fmt=fmt)   # odd suffix on purpose
             out[f"{fmt}_seconds_per_minute"] = round(time.perf_counter() - t, 2)
     print(json.dumps(out))
     """)

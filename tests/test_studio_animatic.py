@@ -140,11 +140,11 @@ def test_png_sequence_is_the_rendered_pixels_resampled(project, monkeypatch):
 
 
 def test_prores_when_ffmpeg_has_it(project, monkeypatch):
-    out = project / "review" / "ep.mov"
+    out = project / "review" / "ep.prores"   # the container comes from --format, not the suffix
     result = _invoke(project, monkeypatch, "animatic", "shots/ep.yaml", "-o", str(out), "-f", "prores")
     assert result.exit_code == 0, result.output
     info = _probe(out)
-    assert "Video: prores" in info and "Audio: pcm_s16le" in info, info
+    assert "Video: prores" in info and "Audio: pcm_s16le" in info and "mov,mp4" in info, info
     assert abs(frame_count(out)[0] - SECONDS * 8) <= 1
 
 
@@ -197,3 +197,21 @@ def test_memory_does_not_grow_with_the_episode(project, tmp_path):
     peaks = dict(tuple(int(v) for v in line.split()) for line in proc.stdout.splitlines())
     assert frame_count(tmp_path / "100.mp4")[0] == 20 * 4 + 80 * 2
     print(peaks); assert peaks[100] < 1.10 * peaks[10], peaks
+
+
+def test_list_soundtrack_plays_from_the_first_frame(project, monkeypatch):
+    """The list's ``audio:`` starts at 0 under every shot; the shot's line still joins at its start."""
+    listing = project / "shots" / "ep.yaml"
+    original = listing.read_text()
+    listing.write_text("audio: ../sound/line.wav\n" + original)   # a 3 s tone as the soundtrack
+    out = project / "review" / "soundtrack.mp4"
+    try:
+        result = _invoke(project, monkeypatch, "animatic", "shots/ep.yaml", "-o", str(out))
+    finally:
+        listing.write_text(original)
+    assert result.exit_code == 0, result.output
+    pcm = _pcm(out)
+    rms = lambda a, b: float(np.sqrt(np.mean(pcm[int(a * 8000):int(b * 8000)] ** 2)))  # noqa: E731
+    assert rms(0.1, HOLD - 0.1) > 3000                     # under the still: only the soundtrack
+    assert rms(HOLD + 1.6, SECONDS - 0.1) < 50             # both over: the tone is 3 s, s020's ended
+    assert abs(len(pcm) / 8000 - SECONDS) < 0.1

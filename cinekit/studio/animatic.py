@@ -180,7 +180,9 @@ def _encoder(fmt: str, path: Path, size, fps: float, tc: str, audio: Path | None
         params = ["-crf", "20", "-preset", "veryfast", "-movflags", "+faststart"]
     writer = imageio_ffmpeg.write_frames(
         str(path), size, fps=fps, codec=codec, pix_fmt_out=pix, quality=None, macro_block_size=1,
-        ffmpeg_log_level="error", output_params=params + ["-timecode", tc, "-map_metadata", "-1"],
+        ffmpeg_log_level="error",
+        # the container is named, not guessed from the suffix (-o review.prores, -o cut.v2)
+        output_params=params + ["-timecode", tc, "-map_metadata", "-1", "-f", "mov" if fmt == "prores" else "mp4"],
         audio_path=str(audio) if audio else None, audio_codec=acodec if audio else None)
     writer.send(None)
     return writer
