@@ -14,10 +14,10 @@ import pytest
 from typer.testing import CliRunner
 
 from cinekit.cli import app
+from cinekit.spec.models import Shot
 from cinekit.studio import media
 from cinekit.studio.animatic import burn_timecode, plan_cuts, timecode_box
 from cinekit.studio.episode import Episode, EpisodeShot
-from cinekit.spec.models import Shot
 from tests.project_factory import frame_count
 from tests.studio_project import HOLD, SECONDS, rendered_episode
 
@@ -196,7 +196,7 @@ def test_memory_does_not_grow_with_the_episode(project, tmp_path):
     assert proc.returncode == 0, proc.stderr
     peaks = dict(tuple(int(v) for v in line.split()) for line in proc.stdout.splitlines())
     assert frame_count(tmp_path / "100.mp4")[0] == 20 * 4 + 80 * 2
-    print(peaks); assert peaks[100] < 1.10 * peaks[10], peaks
+    assert peaks[100] < 1.10 * peaks[10], peaks
 
 
 def test_list_soundtrack_plays_from_the_first_frame(project, monkeypatch):

@@ -14,10 +14,10 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from cinekit.cli import app
+from cinekit.spec.project import load_project
 from cinekit.studio import media
 from cinekit.studio.board import write_board
 from cinekit.studio.episode import load_episode
-from cinekit.spec.project import load_project
 from tests.studio_project import rendered_episode
 
 runner = CliRunner()

@@ -41,6 +41,7 @@ def test_every_clip_range_matches_its_shot(project, monkeypatch):
     start = 0.0
     for clip, (sid, kind, seconds, rate, rel) in zip(clips, EXPECTED):
         rng = clip.source_range
+        assert clip.metadata["cinekit"]["kind"] == kind
         assert rng.duration.to_seconds() == pytest.approx(seconds, abs=1e-9), sid
         if rate is not None:
             assert rng.duration.rate == rate and rng.start_time.value == 0

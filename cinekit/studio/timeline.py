@@ -50,7 +50,6 @@ def build_timeline(episode: Episode, *, fps: float | None = None, start_tc: str 
     import opentimelineio as otio
 
     from cinekit import __version__
-
     from cinekit.errors import UserError
 
     rate = float(fps or episode.fps)
