@@ -34,3 +34,15 @@ def test_help_lists_the_studio_commands_and_imports_no_torch(tmp_path):
     assert out.stdout.startswith(f"cinekit {cinekit.__version__}\n"), out.stdout[:200] + out.stderr[-2000:]
     modules = set(json.loads(out.stdout.splitlines()[-1]))
     assert not modules & {"torch", "diffusers", "opentimelineio", "fpdf", "cinekit.studio.animatic"}
+
+
+def test_a_missing_export_library_names_the_package(monkeypatch):
+    import pytest
+
+    from cinekit.errors import CinekitError
+    from cinekit.studio import require
+
+    monkeypatch.setitem(sys.modules, "fpdf", None)   # as if fpdf2 were not installed
+    with pytest.raises(CinekitError) as err:
+        require("fpdf", "fpdf2")
+    assert err.value.exit_code == 3 and err.value.hint == "pip install fpdf2"

@@ -8,3 +8,16 @@ shots of one list in order, each joined with what ``cinekit render`` wrote for i
 - ``board``: a storyboard PDF (panels with shot id, duration, camera, action, dialogue);
 - ``timeline``: an OpenTimelineIO timeline (clips referencing the rendered files).
 """
+
+
+def require(module: str, package: str):
+    """Import an export's library, or say which package to install (exit 3, not a traceback)."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        from cinekit.errors import CinekitError
+
+        raise CinekitError(f"this export needs the Python package {package!r}, which is not installed",
+                           hint=f"pip install {package}") from None

@@ -56,9 +56,9 @@ def _font_file() -> str | None:
 
 class _Writer:
     def __init__(self, title: str):
-        from fpdf import FPDF
+        from cinekit.studio import require
 
-        self.pdf = FPDF(orientation="L", unit="mm", format="A4")
+        self.pdf = require("fpdf", "fpdf2").FPDF(orientation="L", unit="mm", format="A4")
         self.pdf.set_auto_page_break(False)
         self.pdf.set_margins(MARGIN, MARGIN, MARGIN)
         self.pdf.set_title(title)

@@ -47,7 +47,9 @@ def shot_range(s: EpisodeShot, fps: float, otio):
 
 def build_timeline(episode: Episode, *, fps: float | None = None, start_tc: str = "00:00:00:00"):
     """The ``opentimelineio.schema.Timeline`` of the episode (nothing written)."""
-    import opentimelineio as otio
+    from cinekit.studio import require
+
+    otio = require("opentimelineio", "opentimelineio")
 
     from cinekit import __version__
     from cinekit.errors import UserError
@@ -101,7 +103,9 @@ def build_timeline(episode: Episode, *, fps: float | None = None, start_tc: str 
 
 def write_timeline(episode: Episode, out: Path, **kwargs) -> Path:
     """Write the ``.otio`` (OTIO JSON) file atomically."""
-    import opentimelineio as otio
+    from cinekit.studio import require
+
+    otio = require("opentimelineio", "opentimelineio")
 
     from cinekit.render.writers import atomic_path
 
