@@ -10,6 +10,7 @@ episode: one decoded frame per source, one encoder pipe.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import tempfile
@@ -63,7 +64,9 @@ def plan_cuts(episode: Episode, fps: float, slate: float = 0.0) -> list[Cut]:
 
 
 # --------------------------------------------------------------------------- drawing
+@functools.lru_cache(maxsize=8)
 def _font(size: int):
+    """The default FreeType font at ``size`` (loaded once: loading it per frame cost more than drawing)."""
     from PIL import ImageFont
 
     try:
@@ -76,22 +79,26 @@ def timecode_box(size: tuple[int, int]) -> tuple[int, int, int, int]:
     """``(x0, y0, x1, y1)`` of the opaque timecode box at the bottom right of a ``size`` frame."""
     w, h = size
     fs = max(10, h // 16)
-    bw, bh = fs * 7, fs + fs // 2
+    bw, bh = fs * 15 // 2, fs + fs // 2
     return w - bw - fs // 2, h - bh - fs // 3, w - fs // 2, h - fs // 3
 
 
 def burn_timecode(frame: np.ndarray, text: str) -> np.ndarray:
-    """Draw ``text`` in an opaque black box (``timecode_box``) onto a copy of ``frame``."""
+    """Draw ``text`` in an opaque black box (``timecode_box``) onto a copy of ``frame``.
+
+    Only the box is drawn (then pasted): converting the whole frame to PIL and back every
+    frame cost more than the encoder.
+    """
     from PIL import Image, ImageDraw
 
     h, w = frame.shape[:2]
     x0, y0, x1, y1 = timecode_box((w, h))
-    img = Image.fromarray(frame)
-    d = ImageDraw.Draw(img)
-    d.rectangle([x0, y0, x1 - 1, y1 - 1], fill=(0, 0, 0))
+    box = Image.new("RGB", (x1 - x0, y1 - y0), (0, 0, 0))
     fs = max(10, h // 16)
-    d.text((x0 + fs // 3, y0 + fs // 5), text, fill=(255, 255, 255), font=_font(fs))
-    return np.asarray(img)
+    ImageDraw.Draw(box).text((fs // 3, fs // 5), text, fill=(255, 255, 255), font=_font(fs))
+    out = frame.copy()
+    out[y0:y1, x0:x1] = np.asarray(box)
+    return out
 
 
 def _slate_band(frame: np.ndarray, left: str, right: str) -> np.ndarray:
@@ -101,15 +108,15 @@ def _slate_band(frame: np.ndarray, left: str, right: str) -> np.ndarray:
     h, w = frame.shape[:2]
     fs = max(10, h // 18)
     band = fs + fs // 2
-    out = frame.copy()
-    out[:band] = out[:band] // 5   # dark enough to read over any picture
-    img = Image.fromarray(out)
+    img = Image.fromarray(frame[:band] // 5)   # dark enough to read over any picture; only the band is drawn
     d = ImageDraw.Draw(img)
     font = _font(fs)
     d.text((fs // 2, fs // 4), left, fill=(255, 255, 255), font=font)
     tw = d.textlength(right, font=font)
     d.text((w - tw - fs // 2, fs // 4), right, fill=(255, 220, 120), font=font)
-    return np.asarray(img)
+    out = frame.copy()
+    out[:band] = np.asarray(img)
+    return out
 
 
 def title_card(size: tuple[int, int], episode: Episode, shot: EpisodeShot) -> np.ndarray:
