@@ -88,6 +88,20 @@ app = typer.Typer(cls=CinekitGroup, no_args_is_help=True, add_completion=False, 
                   help="cinekit: the same character in every panel and every frame.")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from cinekit import __version__
+
+        typer.echo(f"cinekit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                       help="Print cinekit's version and exit.")) -> None:
+    """cinekit: the same character in every panel and every frame."""
+
+
 def _wire() -> None:
     from cinekit.cli import poses, project, render
 
@@ -100,7 +114,7 @@ def _wire() -> None:
         except ImportError:
             continue
         app.add_typer(mod.app, name=name)
-    for module in ("cinekit.cli.sheet", "cinekit.cli.score"):
+    for module in ("cinekit.cli.sheet", "cinekit.cli.score", "cinekit.cli.studio"):
         try:
             mod = __import__(module, fromlist=["register"])
         except ImportError:

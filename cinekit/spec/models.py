@@ -254,6 +254,10 @@ class Shot(ShotDefaults):
     refine: Unit | None = None
     continue_from: str | None = None
     options: dict[str, Any] = {}
+    # studio hand-off (cinekit.studio): sound under the shot in the animatic, board notes
+    audio: str | None = None            # audio file, relative to the shot list; plays from the shot's start
+    action: str = ""                    # what happens (storyboard notes)
+    dialogue: str = ""                  # who says what (storyboard notes)
 
     @model_validator(mode="after")
     def _clip_needs_duration(self) -> "Shot":
@@ -266,4 +270,5 @@ class Shot(ShotDefaults):
 
 class ShotList(Strict):
     defaults: ShotDefaults = ShotDefaults()
+    audio: str | None = None            # the episode's soundtrack, relative to the list; plays from the start
     shots: Annotated[list[Shot], Field(min_length=1)]
