@@ -14,6 +14,7 @@ import json
 import textwrap
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from tests.project_factory import RIG, draw_figure
@@ -49,8 +50,12 @@ def write_project(root: Path) -> Path:
                 if j not in ("nose", "right_eye", "left_eye", "right_ear", "left_ear")]
     (root / "characters" / "rig").mkdir()
     (root / "characters" / "rig" / "char_cfg.yaml").write_text(json.dumps({"skeleton": skeleton}))
-    (root / "characters" / "ann_lora.safetensors").write_bytes(b"lora bytes")
-    (root / "characters" / "ann_emb.safetensors").write_bytes(b"embedding bytes")
+    from safetensors.numpy import (
+        save_file,  # check reads their headers: real (tiny) safetensors files
+    )
+
+    save_file({"lora_unet_x.lora_down.weight": np.ones((1, 4), np.float32)}, str(root / "characters" / "ann_lora.safetensors"))
+    save_file({"emb_params": np.ones((1, 8), np.float32)}, str(root / "characters" / "ann_emb.safetensors"))
     (root / "characters" / "ann.yaml").write_text(textwrap.dedent("""\
         name: ann
         description: ann

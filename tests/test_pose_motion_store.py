@@ -13,7 +13,13 @@ from typer.testing import CliRunner
 
 from cinekit.cli import app
 from cinekit.pose import motion_store
-from cinekit.pose.library import PoseFileError, load_library, load_motions, load_pose_file, save_motion
+from cinekit.pose.library import (
+    PoseFileError,
+    load_library,
+    load_motions,
+    load_pose_file,
+    save_motion,
+)
 from tests.project_factory import make_project
 
 CONFIG = "output: renders\nengines: {still: previz, clip: previz}\ndefaults: {size: [64, 64], fps: 8}\n"

@@ -34,31 +34,19 @@ def _dying_pil_save(monkeypatch):
 
 
 def _dying_ffmpeg(monkeypatch):
-    """ffmpeg encodes two frames into the file it was given, then the pipe breaks."""
-    import imageio_ffmpeg
+    """ffmpeg encodes two frames into the file it was given, then the encoder dies."""
+    from cinekit.render import encode
 
-    real = imageio_ffmpeg.write_frames
+    real = encode.Mp4Encoder.send
 
-    def write_frames(path, *args, **kwargs):
-        gen = real(path, *args, **kwargs)
+    def send(self, frame):
+        if self.frames == 2:
+            self.proc.stdin.close()                    # what reached the file stays there
+            self.proc.wait()
+            raise EncoderDied("encoder died half-way")
+        return real(self, frame)
 
-        class Dying:
-            sent = 0
-
-            def send(self, frame):
-                if frame is not None:
-                    self.sent += 1
-                    if self.sent == 3:
-                        gen.close()                    # what reached the file stays there
-                        raise EncoderDied("encoder died half-way")
-                return gen.send(frame)
-
-            def close(self):
-                gen.close()
-
-        return Dying()
-
-    monkeypatch.setattr(imageio_ffmpeg, "write_frames", write_frames)
+    monkeypatch.setattr(encode.Mp4Encoder, "send", send)
 
 
 def _dying_text(monkeypatch):
@@ -119,7 +107,9 @@ def test_a_failed_rename_leaves_nothing(tmp_path, monkeypatch):
     def replace(src, dst):
         raise OSError("rename failed")
 
+    from cinekit.errors import EngineError
+
     monkeypatch.setattr(os, "replace", replace)
-    with pytest.raises(OSError, match="rename failed"):
+    with pytest.raises(EngineError, match="rename failed"):  # an OS error while writing is the runtime's
         writers.write_png(tmp_path / "x.png", FRAMES[0])
     assert list(tmp_path.iterdir()) == []

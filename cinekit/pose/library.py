@@ -45,8 +45,8 @@ import numpy as np
 import yaml
 
 from cinekit.errors import UserError
-from cinekit.pose.angles import DEFAULT_LENGTHS, ROOT, bone_angles, from_angles
 from cinekit.pose import motion_store
+from cinekit.pose.angles import DEFAULT_LENGTHS, ROOT, bone_angles, from_angles
 from cinekit.pose.camera import mirror
 from cinekit.pose.skeleton import INDEX, JOINTS, N_JOINTS
 
@@ -226,6 +226,23 @@ def load_motions(extra_dirs: Iterable[str | Path] = ()) -> dict[str, tuple[np.nd
         poses, fps = load_pose_file(path)
         if fps is not None:
             out[name] = (poses, fps)
+    return out
+
+
+def motion_lengths(extra_dirs: Iterable[str | Path] = ()) -> dict[str, tuple[int, float]]:
+    """Only the motions of ``extra_dirs``: ``{name: (frame count, fps)}``; a binary motion's
+    frames are not read (its header and the archive's array header say both)."""
+    out = {}
+    for name, path in _project_files(extra_dirs).items():
+        header = _header(path)
+        if header is not None:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            _, fps, count = motion_store.data_path(path, data)
+            out[name] = (int(count), float(fps))
+            continue
+        poses, fps = load_pose_file(path)
+        if fps is not None:
+            out[name] = (len(poses), fps)
     return out
 
 

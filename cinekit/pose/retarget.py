@@ -40,7 +40,6 @@ from cinekit.pose.angles import (
     bone_lengths,
     from_angles,
     rest_pose,
-    wrap_angle,
 )
 from cinekit.pose.skeleton import BONES, INDEX, JOINTS
 

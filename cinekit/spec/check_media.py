@@ -156,7 +156,10 @@ def check_library_motion(check, doc: YamlDoc, loc, name: str, pose: PoseSpec, fp
     stored = check.motions().get(name) if frames is not None else None
     if stored is None:
         return
-    motion = check.cached(("library-motion", name), lambda: Motion(np.asarray(stored[0]), stored[1], source=name))
+    # The trim is a question of frame count and rate: a stand-in of that length (zeros, not the
+    # stored frames, which were validated when the motion was imported).
+    count, rate = stored
+    motion = check.cached(("library-motion", name), lambda: Motion(np.zeros((count, 18, 2)), rate, source=name))
     try:
         resample(motion, fps, start=pose.start, end=pose.end, speed=pose.speed, loop=pose.loop, frames=frames)
     except ValueError as exc:

@@ -76,10 +76,10 @@ class _Checker:
 
     def motions(self) -> dict:
         if self._motions is None:
-            from cinekit.pose.library import load_motions
+            from cinekit.pose.library import motion_lengths
 
-            try:
-                self._motions = load_motions([self.project.root / "poses"])
+            try:  # frame counts and rates only: check reads no motion's frames
+                self._motions = motion_lengths([self.project.root / "poses"])
             except (UserError, ValueError, OSError):
                 self._motions = {}  # reported by library()
         return self._motions

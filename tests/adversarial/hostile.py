@@ -156,7 +156,7 @@ CASES = [
                                            edit=_file("shots/m.bvh", bvh_text(40, nan=True))),
          f"{S}:6:42: shots[0].characters[0].pose.bvh", "NaN"),
     Case("BVH with 0 frames", _project(clip_with("{bvh: m.bvh}"), edit=_file("shots/m.bvh", bvh_text(0))),
-         f"{S}:6:42: shots[0].characters[0].pose.bvh", "motion"),
+         f"{S}:6:42: shots[0].characters[0].pose.bvh", "no frames"),
     Case("BVH start past its end", _project(clip_with("{bvh: m.bvh, start: 100}"), edit=_file("shots/m.bvh", bvh_text(40))),
          f"{S}:6:56: shots[0].characters[0].pose.start", "past the end"),
     Case("OpenPose JSON with no people", _project(clip_with("{openpose: p.json}"), edit=_file("shots/p.json", '{"people": []}')),
