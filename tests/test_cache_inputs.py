@@ -53,8 +53,8 @@ def write_project(root: Path) -> Path:
                 if j not in ("nose", "right_eye", "left_eye", "right_ear", "left_ear")]
     (root / "characters" / "rig").mkdir()
     (root / "characters" / "rig" / "char_cfg.yaml").write_text(json.dumps({"skeleton": skeleton}))
-    from safetensors.numpy import save_file
     import numpy as np
+    from safetensors.numpy import save_file
 
     # readable safetensors (the loader checks the header), too small to be anything real
     save_file({"lora_unet_down.lora_down.weight": np.zeros((1, 1), np.float32)},

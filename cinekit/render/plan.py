@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from cinekit.engines.base import engine_uses_models
 from cinekit.errors import CinekitError, UserError
 from cinekit.job import Job, JobCharacter
-from cinekit.engines.base import engine_uses_models
 from cinekit.spec.models import CameraSpec, PoseSpec, Shot, ShotList, parse_color
 from cinekit.spec.validate import PLACEHOLDER
 
