@@ -166,10 +166,11 @@ class DiffusersClipEngine:
         # 3. memory: feed-forward chunking past one window, VAE decode in chunks
         chunking = bool(job.options.get("forward_chunking", plan.free_noise))
         chunk_feed_forward(pipe.unet, plan.context_length if chunking else None, rebuilt=plan.free_noise)
-        #    and the spatial layers on slices of frames (option frame_split: rows per slice, false = off)
+        #    and the spatial layers and the ControlNet on slices of frames (option frame_split: rows
+        #    per slice, false = off)
         split = job.options.get("frame_split", plan.context_length if chunking else None)
         split = int(split) if split not in (None, False) else None
-        split_spatial_layers(pipe.unet, split)
+        split_spatial_layers(pipe.unet, split, pipe.controlnet)
         decode_chunk = max(1, int(job.options.get("decode_chunk_size", 8)))
 
         # 4. control frames from the pose track (already sampled at job.fps)

@@ -1,4 +1,4 @@
-"""Run the motion UNet's spatial layers on chunks of frames (memory of long clips, same math).
+"""Run the motion UNet's spatial layers and the ControlNet on chunks of frames (memory, same math).
 
 AnimateDiff's spatial layers (resnets, spatial transformers, down/up samplers) see the whole
 clip as one batch of ``2 x frames`` images (with guidance), so their activations grow with the
@@ -52,8 +52,8 @@ def _join(parts: list[Any]) -> Any:
     first = parts[0]
     if torch.is_tensor(first):
         return torch.cat(parts)
-    if isinstance(first, tuple):
-        return tuple(_join([p[i] for p in parts]) for i in range(len(first)))
+    if isinstance(first, (tuple, list)):
+        return type(first)(_join([p[i] for p in parts]) for i in range(len(first)))
     if hasattr(first, "sample"):  # Transformer2DModelOutput
         return type(first)(sample=torch.cat([p.sample for p in parts]))
     raise TypeError(f"cannot join split outputs of type {type(first).__name__}")
@@ -66,27 +66,32 @@ def spatial_layers(unet):
             yield from getattr(block, group, None) or []
 
 
-def split_spatial_layers(unet, size: int | None) -> None:
-    """Run the spatial layers on slices of ``size`` batch rows (``None``: whole batch)."""
-    for layer in spatial_layers(unet):
+def split_spatial_layers(unet, size: int | None, controlnet=None) -> None:
+    """Run the spatial layers (and the ControlNet, a per-image 2-D model too) on slices of
+    ``size`` batch rows (``None``: whole batch)."""
+    for layer in [*spatial_layers(unet), *([controlnet] if controlnet is not None else [])]:
         if not hasattr(layer, "_cinekit_split"):
-            inner = layer.forward
-
-            def forward(*args, _layer=layer, _inner=inner, **kwargs):
-                size = _layer._cinekit_split
-                hidden = args[0] if args else kwargs.get("hidden_states", kwargs.get("input_tensor"))
-                batch = int(hidden.shape[0])
-                if not size or batch <= size or current_rows.get() is not None:
-                    return _inner(*args, **kwargs)
-                parts = []
-                for start in range(0, batch, size):
-                    stop = min(start + size, batch)
-                    token = current_rows.set((start, stop, batch))
-                    try:
-                        parts.append(_inner(*_slice(args, batch, start, stop), **_slice(kwargs, batch, start, stop)))
-                    finally:
-                        current_rows.reset(token)
-                return _join(parts)
-
-            layer.forward = forward
+            _wrap(layer)
         layer._cinekit_split = size
+
+
+def _wrap(layer) -> None:
+    inner = layer.forward
+
+    def forward(*args, **kwargs):
+        size = layer._cinekit_split
+        hidden = args[0] if args else kwargs.get("hidden_states", kwargs.get("input_tensor", kwargs.get("sample")))
+        batch = int(hidden.shape[0])
+        if not size or batch <= size or current_rows.get() is not None:
+            return inner(*args, **kwargs)
+        parts = []
+        for start in range(0, batch, size):
+            stop = min(start + size, batch)
+            token = current_rows.set((start, stop, batch))
+            try:
+                parts.append(inner(*_slice(args, batch, start, stop), **_slice(kwargs, batch, start, stop)))
+            finally:
+                current_rows.reset(token)
+        return _join(parts)
+
+    layer.forward = forward
