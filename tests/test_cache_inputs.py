@@ -6,6 +6,10 @@ The oracle is the project folder itself, not the planner's list: every file unde
 not the project's own YAML (``cinekit.yaml`` and the shot list, which reach the key through the
 resolved job record) is an input of the shot. Editing any of them must make the rendered job
 stale, with the reason naming it; putting the bytes back must make it cached again.
+
+The shot is planned for the diffusers engine (a weight-free engine's key leaves the model set
+out, ``test_weight_free_keys``); its bytes are drawn by previz here, as the fake model files
+would not load, and the key does not depend on which engine drew them.
 """
 
 from __future__ import annotations
@@ -50,12 +54,12 @@ def write_project(root: Path) -> Path:
                 if j not in ("nose", "right_eye", "left_eye", "right_ear", "left_ear")]
     (root / "characters" / "rig").mkdir()
     (root / "characters" / "rig" / "char_cfg.yaml").write_text(json.dumps({"skeleton": skeleton}))
-    from safetensors.numpy import (
-        save_file,  # check reads their headers: real (tiny) safetensors files
-    )
+    from safetensors.numpy import save_file
 
-    save_file({"lora_unet_x.lora_down.weight": np.ones((1, 4), np.float32)}, str(root / "characters" / "ann_lora.safetensors"))
-    save_file({"emb_params": np.ones((1, 8), np.float32)}, str(root / "characters" / "ann_emb.safetensors"))
+    # readable safetensors (the loader checks the header), too small to be anything real
+    save_file({"lora_unet_down.lora_down.weight": np.zeros((1, 1), np.float32)},
+              str(root / "characters" / "ann_lora.safetensors"))
+    save_file({"emb_params": np.zeros((1, 4), np.float32)}, str(root / "characters" / "ann_emb.safetensors"))
     (root / "characters" / "ann.yaml").write_text(textwrap.dedent("""\
         name: ann
         description: ann
@@ -96,7 +100,7 @@ def plan(root: Path):
     from cinekit.spec.project import load_project
 
     project = load_project(root)
-    jobs = [p.job for p in Planner(project).plan()]
+    jobs = [p.job for p in Planner(project, engine_override="diffusers").plan()]
     return plan_batch(project, jobs, root / "renders")[0]
 
 

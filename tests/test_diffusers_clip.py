@@ -304,3 +304,43 @@ def test_after_a_still_with_lora_and_ip_adapter(tmp_path, tiny_models):
     res = engine.render(clip_job(12, options=ident))
     assert res.frames.shape == (12, H, W, 3) and res.info["loras"] == {"hero_lora.safetensors": 1.0}
     assert np.array_equal(engine.render(still_job(("ann",), options=ident)).frames, still)
+
+
+# --------------------------------------------------------------------------- memory
+def test_spatial_layers_run_on_slices_of_frames_with_the_same_output(clip):
+    """Past the window the spatial layers see at most ``frame_split`` batch rows at a time, and the
+    clip equals the unsplit one: two characters with per-frame regions, IP-Adapter and reference
+    attention on, guidance on (the slices cut across the guidance halves and the frames); the
+    ControlNet runs on the same slices."""
+    from cinekit.engines.frame_split import spatial_layers
+
+    seen: list[int] = []
+    control: list[int] = []
+
+    def hook(pipe, plan):
+        for layer in spatial_layers(pipe.unet):
+            norm = getattr(layer, "norm1", None) or getattr(layer, "norm", None)
+            if norm is not None:   # inside the layer: sees the slice, not the whole batch
+                handles.append(norm.register_forward_pre_hook(lambda _m, a: seen.append(int(a[0].shape[0]))))
+        handles.append(pipe.controlnet.conv_in.register_forward_pre_hook(
+            lambda _m, a: control.append(int(a[0].shape[0]))))
+
+    handles: list = []
+    identity = {"ip_adapter": 0.6, "reference_attention": 0.8}
+    clip.engine.pipeline_hooks.append(hook)
+    try:
+        whole = render(clip.engine, clip_job(20, names=("ann", "bob"), options={**identity, "frame_split": False}))
+        whole_rows, whole_control, seen[:], control[:] = max(seen), max(control), [], []
+        split = render(clip.engine, clip_job(20, names=("ann", "bob"), options={**identity, "frame_split": 16}))
+    finally:
+        clip.engine.pipeline_hooks.remove(hook)
+        for h in handles:
+            h.remove()
+    assert whole.info["windows"]["free_noise"] and whole.info["memory"]["frame_split"] is None
+    assert split.info["memory"]["frame_split"] == 16
+    assert whole_rows == 40 and max(seen) == 16                      # 2 x 20 rows, then slices of 16
+    assert whole_control == 40 and max(control) == 16                # the ControlNet likewise
+    diff = np.abs(split.frames.astype(int) - whole.frames.astype(int))
+    assert diff.max() <= 1 and diff.mean() < 0.01, (diff.max(), diff.mean())
+    # on by default past the window
+    assert render(clip.engine, clip_job(17, **CHEAP)).info["memory"]["frame_split"] == 16

@@ -124,6 +124,8 @@ class Engine(Protocol):
     name: str
     kinds: frozenset[str]  # {"still"}, {"clip"} or both
     version: str           # part of every cache key: bump when output bytes change
+    # Optional: ``uses_models = False`` on a weight-free engine (previz, puppet): its jobs get no
+    # model set, so their cache keys and labels never depend on the diffusion weights.
 
     def check_inputs(self, job: "Job") -> None:
         """Raise UserError/EngineError before any heavy work if the job cannot be rendered."""
@@ -140,6 +142,20 @@ _REGISTRY: dict[str, str] = {
     "puppet": "cinekit.engines.puppet:PuppetEngine",
     "diffusers": "cinekit.engines.diffusers_router:DiffusersEngine",
 }
+
+
+def engine_uses_models(name: str) -> bool:
+    """Whether an engine reads a model set, from its class's ``uses_models`` (default True: an
+    unknown or plugin engine keeps its model in the key rather than risk a stale cached output)."""
+    target = _REGISTRY.get(name)
+    if target is None:
+        return True
+    module_name, attr = target.split(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError):
+        return True
+    return bool(getattr(factory, "uses_models", True))
 
 
 def engine_names() -> list[str]:

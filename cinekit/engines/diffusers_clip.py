@@ -22,7 +22,9 @@ Options (``job.options``; per character a number or ``{name: number}`` where not
 ``context_length``, ``context_stride``, ``free_noise_weighting`` (pyramid|flat|
 delayed_reverse_sawtooth), ``free_noise_noise`` (shuffle_context|repeat_context|random),
 ``free_init`` (false, true or an iteration count), ``decode_chunk_size`` (default 8),
-``forward_chunking`` (default: on past one window), ``control_scale``, ``continue_from`` (set
+``forward_chunking`` (default: on past one window), ``frame_split`` (spatial layers on slices of
+this many batch rows; default ``context_length`` when forward chunking is on, false = off;
+``cinekit.engines.frame_split``), ``control_scale``, ``continue_from`` (set
 by the planner), ``continue_frames`` (opening frames conditioned, default 4),
 ``continue_strength`` (fraction of the steps the opening frames are held, default 0.8).
 
@@ -57,6 +59,7 @@ import numpy as np
 from cinekit.engines import continuity
 from cinekit.engines import diffusers_common as common
 from cinekit.engines.base import ProgressFn, RenderResult
+from cinekit.engines.frame_split import split_spatial_layers
 from cinekit.engines.freenoise import WindowPlan, resolve_plan
 from cinekit.errors import EngineError, UserError
 from cinekit.job import Job
@@ -163,6 +166,11 @@ class DiffusersClipEngine:
         # 3. memory: feed-forward chunking past one window, VAE decode in chunks
         chunking = bool(job.options.get("forward_chunking", plan.free_noise))
         chunk_feed_forward(pipe.unet, plan.context_length if chunking else None, rebuilt=plan.free_noise)
+        #    and the spatial layers and the ControlNet on slices of frames (option frame_split: rows
+        #    per slice, false = off)
+        split = job.options.get("frame_split", plan.context_length if chunking else None)
+        split = int(split) if split not in (None, False) else None
+        split_spatial_layers(pipe.unet, split, pipe.controlnet)
         decode_chunk = max(1, int(job.options.get("decode_chunk_size", 8)))
 
         # 4. control frames from the pose track (already sampled at job.fps)
@@ -244,7 +252,7 @@ class DiffusersClipEngine:
             "kind": kind, "seed": job.seed, "frames": F, "fps": job.fps,
             "frame_source": "one generated frame per pose frame at the job's fps (no resampling)",
             "windows": plan.record(), "free_init": iters,
-            "memory": {"decode_chunk_size": decode_chunk, "forward_chunking": chunking,
+            "memory": {"decode_chunk_size": decode_chunk, "forward_chunking": chunking, "frame_split": split,
                        "cpu_offload": bool(loader.low_vram and loader.device.startswith("cuda"))},
             "identity": common.identity_record(job, settings, regional, ip_info, modelset, ctl, ref_info),
             "loras": loras,

@@ -152,6 +152,7 @@ class PrevizEngine:
     name = "previz"
     kinds = frozenset({"still", "clip"})
     version = "1"
+    uses_models = False  # weight-free: a model set is never part of its jobs (keys, labels)
 
     def __init__(self, runtime):
         self.runtime = runtime

@@ -92,6 +92,7 @@ class PuppetEngine:
     name = "puppet"
     kinds = frozenset({"still", "clip"})
     version = "2"
+    uses_models = False  # weight-free: a model set is never part of its jobs (keys, labels)
 
     def __init__(self, runtime):
         self.runtime = runtime

@@ -144,7 +144,11 @@ class IdentityAttention:
 
     # ---- masks and weights
     def layer_masks(self, n_tokens: int, batch: int, device, dtype) -> torch.Tensor:
-        """``(batch, characters, n_tokens, 1)`` region masks for a layer with ``n_tokens`` tokens."""
+        """``(batch, characters, n_tokens, 1)`` region masks for a layer with ``n_tokens`` tokens
+        (rows of the full batch when the layer runs on a slice of it: ``frame_split.rows``)."""
+        from cinekit.engines.frame_split import rows
+
+        start, stop, batch = rows(batch)
         key = (n_tokens, batch, str(device), dtype)
         if key not in self._mask_cache:
             c = len(self.characters)
@@ -156,14 +160,18 @@ class IdentityAttention:
                 frame = torch.arange(batch, device=device) % m.shape[0]
                 m = m[frame].reshape(batch, c, n_tokens, 1).to(dtype)
             self._mask_cache[key] = m
-        return self._mask_cache[key]
+        return self._mask_cache[key][start:stop]
 
     def branch_weights(self, batch: int, strength: float, fidelity: float, device, dtype) -> torch.Tensor:
-        """``(batch, 1, 1)``: ``strength`` on the conditional half, ``strength * (1 - fidelity)`` on the other."""
+        """``(batch, 1, 1)``: ``strength`` on the conditional half, ``strength * (1 - fidelity)`` on the
+        other (halves of the full batch when the layer runs on a slice of it)."""
+        from cinekit.engines.frame_split import rows
+
+        start, stop, batch = rows(batch)
         w = torch.full((batch, 1, 1), float(strength), device=device, dtype=dtype)
         if self.do_cfg and batch % 2 == 0:
             w[: batch // 2] = strength * (1.0 - fidelity)
-        return w
+        return w[start:stop]
 
     def emit(self, **info) -> None:
         for hook in self.hooks:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cinekit.engines.base import engine_uses_models
 from cinekit.errors import CinekitError, UserError
 from cinekit.job import Job, JobCharacter
 from cinekit.spec.models import CameraSpec, PoseSpec, Shot, ShotList, parse_color
@@ -222,6 +223,8 @@ class Planner:
         frames = 1 if shot.kind == "still" else max(1, round(shot.duration * fps))
         engine = self.engine_override or shot.engine or d.engine or getattr(cfg.engines, shot.kind)
         model = shot.model or d.model or (next(iter(cfg.models)) if len(cfg.models) == 1 else None)
+        if not engine_uses_models(engine):
+            model = None  # a weight-free engine's output never depends on the diffusion weights
         camera = shot.camera or d.camera or "medium"
         camera_value = camera.model_dump() if isinstance(camera, CameraSpec) else camera
 
