@@ -26,7 +26,7 @@ bench: $(STAMP)
 
 # Apply each curated realistic bug of tools/mutations.toml to a scratch copy and run the tests
 # that claim its mechanism: prints caught/missed per mechanism, fails if any is missed.
-# Not part of `make test`: 12 mutations, measured 639 s with --no-baseline on a loaded 2-core box
+# Not part of `make test`: 12 mutations, measured 189-639 s with --no-baseline on a shared 2-core box
 # (the unmutated runs first, the default, roughly double it).
 mutate: $(STAMP)
 	$(BIN)/python tools/mutate.py
