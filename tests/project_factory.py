@@ -75,3 +75,19 @@ def frame_count(path: Path) -> tuple[int, float, tuple[int, int]]:
     meta = reader.__next__()
     n = sum(1 for _ in reader)
     return n, float(meta["fps"]), tuple(meta["size"])
+
+
+def render_ci(root: Path, *args: str):
+    """``cinekit render --ci ARGS`` run in ``root`` through the CLI (a typer CliRunner result)."""
+    import os
+
+    from typer.testing import CliRunner
+
+    from cinekit.cli import app
+
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        return CliRunner().invoke(app, ["render", "--ci", *args])
+    finally:
+        os.chdir(cwd)

@@ -17,11 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from cinekit.cli import app
 from cinekit.errors import EngineError
 from tests.project_factory import make_project
+from tests.project_factory import render_ci as render
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = "output: renders\nengines: {still: previz, clip: previz}\ndefaults: {size: [640, 480], fps: 12}\n"
@@ -45,13 +44,6 @@ def _project(tmp_path: Path, config: str = SMALL) -> Path:
     return make_project(tmp_path / "p", SHOTS, characters=("ann",), config=config)
 
 
-def render(root: Path, *args: str):
-    cwd = os.getcwd()
-    os.chdir(root)
-    try:
-        return CliRunner().invoke(app, ["render", "--ci", *args])
-    finally:
-        os.chdir(cwd)
 
 
 def final_files(out: Path) -> set[str]:

@@ -3,16 +3,13 @@ render; the project boundary; gate scores reused from sidecars; the summary's wa
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from pathlib import Path
 
-from typer.testing import CliRunner
-
-from cinekit.cli import app
 from cinekit.engines.previz import PrevizEngine
 from tests.project_factory import draw_figure, make_project
+from tests.project_factory import render_ci as render
 
 SMALL = "output: renders\nengines: {still: previz, clip: previz}\ndefaults: {size: [96, 64], fps: 4}\n"
 SHOTS = """\
@@ -34,13 +31,6 @@ SHOTS = """\
     """
 
 
-def render(root: Path, *args: str):
-    cwd = os.getcwd()
-    os.chdir(root)
-    try:
-        return CliRunner().invoke(app, ["render", "--ci", *args])
-    finally:
-        os.chdir(cwd)
 
 
 def flat(text: str) -> str:

@@ -5,15 +5,13 @@ and ``benchmarks/bench_memory.py``.)"""
 from __future__ import annotations
 
 import json
-import os
 import tracemalloc
 from pathlib import Path
 
 import numpy as np
-from typer.testing import CliRunner
 
-from cinekit.cli import app
 from tests.project_factory import make_project
+from tests.project_factory import render_ci as render
 
 SMALL = "output: renders\nengines: {still: previz, clip: previz}\ndefaults: {size: [64, 64], fps: 4}\n"
 
@@ -23,13 +21,6 @@ def stills(n: int) -> str:
                                 for i in range(n))
 
 
-def render(root: Path, *args: str):
-    cwd = os.getcwd()
-    os.chdir(root)
-    try:
-        return CliRunner().invoke(app, ["render", "--ci", *args])
-    finally:
-        os.chdir(cwd)
 
 
 # --------------------------------------------------------------------------- manifest
