@@ -95,6 +95,8 @@ class Planner:
         self._torsos: dict[str, object] = {}
         self._motions: dict[tuple, object] = {}
         self._library_motions: dict | None = None
+        self._motion_names: set | None = None
+        self._texts: dict[tuple, object] = {}  # text motion tracks by (sentence, frames, fps)
         self._bodies: dict[tuple, np.ndarray] = {}  # retargeted body tracks, shared by shots that repeat a pose
         self._rels: dict[str, str] = {}
         self._failed: dict[str, CinekitError] = {}  # characters whose rig cannot be read
@@ -147,9 +149,36 @@ class Planner:
         if pose.source == "keyframes":
             keys = [(k.at, self._library_pose(k.pose), k.ease) for k in pose.keyframes]
             return interpolate(keys, times)
+        if pose.source == "motion" and self.is_text_motion(pose):
+            return self.text_track(pose.motion, frames, fps).poses.copy()
         if pose.source == "motion":
             return self._resampled_library_motion(pose.motion, fps, frames, pose)
         return self._resampled_file_motion(pose, fps, frames, list_path)
+
+    def is_text_motion(self, pose) -> bool:
+        """``motion:`` names a stored motion (poses/ with frames), else it is a sentence
+        (cinekit.pose.text_motion)."""
+        if not isinstance(pose, PoseSpec) or pose.source != "motion":
+            return False
+        if self._motion_names is None:
+            from cinekit.pose.library import motion_lengths
+
+            self._motion_names = set(motion_lengths([self.project.root / "poses"]))
+        return pose.motion not in self._motion_names
+
+    def text_track(self, text: str, frames: int, fps: float):
+        """The ``TextTrack`` of a motion sentence (a located error if it does not parse: check
+        reports the same at file:line:col)."""
+        from cinekit.pose.text_motion import TextMotionError
+        from cinekit.pose.text_track import text_track
+
+        key = (text, frames, fps)
+        if key not in self._texts:
+            try:
+                self._texts[key] = text_track(text, self.library, frames, fps, motions=self._motion_names or ())
+            except TextMotionError as exc:
+                raise UserError(f"motion {text!r}: {exc.message}", hint=exc.hint) from None
+        return self._texts[key]
 
     def _resampled_library_motion(self, name, fps, frames, pose: PoseSpec) -> np.ndarray:
         from cinekit.pose.library import load_motions
@@ -240,6 +269,11 @@ class Planner:
                 body = retarget(body, lengths, torso=self._torsos.get(ch.name))
                 if ch.mirror:
                     body = mirror(body, 0.0)
+                if self.is_text_motion(ch.pose):  # planted feet carry the retargeted body (pose.gait)
+                    from cinekit.pose.gait import lock_feet
+
+                    plant = self.text_track(ch.pose.motion, frames, fps).plant
+                    body = lock_feet(body, np.where(plant >= 0, 1 - plant, plant) if ch.mirror else plant)
                 body.setflags(write=False)
                 self._bodies[memo] = body
             tracks.append(self._bodies[memo])

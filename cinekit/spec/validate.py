@@ -364,6 +364,10 @@ def _check_pose(check: _Checker, doc: YamlDoc, loc, pose, library: dict, list_pa
             last = key.at
             if shot.kind == "clip" and shot.duration is not None and key.at > shot.duration:
                 check.warn(doc, loc + ("keyframes", k, "at"), f"keyframe at {key.at} s is after the shot ends ({shot.duration} s)")
+    elif source == "motion" and pose.motion not in check.motions():  # a sentence (spec.check_text)
+        from cinekit.spec.check_text import check_text_motion
+
+        check_text_motion(check, doc, loc, pose, library, shot, fps)
     elif source == "motion":
         if pose.motion not in library:
             check.error(doc, loc + ("motion",), f"unknown motion {pose.motion!r}",
