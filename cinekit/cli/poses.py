@@ -31,6 +31,25 @@ def list_poses(project: Path = typer.Option(None, help="Project folder (default:
         value = library[name]
         kind = f"motion, {value.shape[0]} frames" if getattr(value, "ndim", 2) == 3 else "pose"
         console().print(f"{name:16s} {kind}")
+    _list_verbs(library)
+
+
+def _list_verbs(library) -> None:
+    """The verbs of a text motion (``pose: {motion: "stand 0.5s, walk right 2s"}``)."""
+    from cinekit.pose.gait import GAITS
+    from cinekit.pose.text_motion import ACTION_VERBS, DEFAULT_STEPS, DEFAULTS, verbs
+
+    still = [n for n in library if getattr(library[n], "ndim", 2) == 2]
+    console().print("\nverbs of a text motion, `pose: {motion: \"stand 0.5s, walk right 2s\"}`:")
+    for verb, kind in sorted(verbs(still).items()):
+        if kind == "gait":
+            g = GAITS[verb]
+            what = f"gait, {DEFAULT_STEPS} steps of {g.step_time:g} s by default; left | right"
+        elif kind == "action":
+            what = f"action, {DEFAULTS[verb]:g} s by default: {ACTION_VERBS[verb]}"
+        else:
+            what = f"pose, held {DEFAULTS['pose']:g} s by default"
+        console().print(f"{verb:16s} {what}")
 
 
 @app.command()
