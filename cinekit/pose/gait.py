@@ -114,23 +114,29 @@ def _pelvis_height(gait: Gait, phase: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(h), h, edge + gait.hop * 4.0 * w * (1.0 - w))
 
 
-def _leg(hip: np.ndarray, foot: np.ndarray, forward: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """Two-bone IK: ``(knee, ankle)`` ``(F, 2)`` for ``hip`` and target ``foot`` ``(F, 2)``; the knee
-    bends towards ``forward`` x; an unreachable foot gets a straight leg pointing at it."""
-    d = foot - hip
+def two_bone_ik(hip: np.ndarray, target: np.ndarray, thigh, shin, bend) -> tuple[np.ndarray, np.ndarray]:
+    """Two-bone IK (law of cosines): ``(knee, ankle)`` ``(F, 2)`` for ``hip`` and ``target`` ``(F, 2)``,
+    bone lengths ``thigh``/``shin`` (scalars or ``(F,)``), the knee on side ``bend`` (+1/-1, ``(F,)``:
+    the sign of ``cross(target - hip, knee - hip)``). An unreachable target gets a straight
+    leg pointing at it."""
+    thigh, shin = np.broadcast_to(thigh, hip.shape[:1]), np.broadcast_to(shin, hip.shape[:1])
+    d = target - hip
     dist = np.clip(np.hypot(d[:, 0], d[:, 1]), 1e-9, None)
     u = d / dist[:, None]
-    reach = np.minimum(dist, LEG - 1e-9)
-    cos_a = np.clip((THIGH**2 + reach**2 - SHIN**2) / (2.0 * THIGH * reach), -1.0, 1.0)
-    a = np.arccos(cos_a)
-    # Of the two knee solutions, the one on the forward side of the hip -> foot line.
-    sign = -np.sign(forward) * np.ones_like(a)
-    ca, sa = np.cos(a * sign), np.sin(a * sign)
-    thigh_dir = np.stack([u[:, 0] * ca - u[:, 1] * sa, u[:, 0] * sa + u[:, 1] * ca], axis=-1)
-    knee = hip + THIGH * thigh_dir
+    reach = np.clip(dist, np.abs(thigh - shin) + 1e-9, thigh + shin - 1e-9)
+    cos_a = np.clip((thigh**2 + reach**2 - shin**2) / (2.0 * thigh * reach), -1.0, 1.0)
+    a = np.arccos(cos_a) * np.where(np.asarray(bend) < 0, -1.0, 1.0)
+    ca, sa = np.cos(a), np.sin(a)
+    knee = hip + thigh[:, None] * np.stack([u[:, 0] * ca - u[:, 1] * sa, u[:, 0] * sa + u[:, 1] * ca], axis=-1)
     to = hip + u * reach[:, None] - knee
-    ankle = knee + SHIN * to / np.clip(np.hypot(to[:, 0], to[:, 1]), 1e-12, None)[:, None]
+    ankle = knee + shin[:, None] * to / np.clip(np.hypot(to[:, 0], to[:, 1]), 1e-12, None)[:, None]
     return knee, ankle
+
+
+def _leg(hip: np.ndarray, foot: np.ndarray, forward: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """The default leg reaching for ``foot`` with the knee bent towards ``forward`` x (image
+    coordinates, y down: a knee ahead of a downward leg is on the negative cross side)."""
+    return two_bone_ik(hip, foot, THIGH, SHIN, np.full(len(hip), -np.sign(forward)))
 
 
 def _rot(v: np.ndarray, a: np.ndarray | float) -> np.ndarray:
@@ -211,6 +217,32 @@ def lock_feet(poses: np.ndarray, plant: np.ndarray) -> np.ndarray:
             last = 0.0
     out = poses.copy()
     out[..., 0] += shift[:, None]
+    return out
+
+
+_LEGS = ((INDEX["right_hip"], INDEX["right_knee"], R_ANKLE), (INDEX["left_hip"], INDEX["left_knee"], L_ANKLE))
+
+
+def pin_feet(poses: np.ndarray, contact: np.ndarray) -> np.ndarray:
+    """Hold each planted ankle where it landed: for every run of ``contact`` ``(F, 2)`` (right,
+    left), the ankle keeps its position of the run's first frame and the leg is re-solved by
+    ``two_bone_ik`` with its own bone lengths and knee side. ``lock_feet`` cancels the
+    carrying foot's drift; this also holds the other foot of a double support, which a
+    retargeted body (other leg proportions than the gait's) would otherwise drag."""
+    out = np.array(poses, dtype=np.float64)
+    contact = np.asarray(contact, dtype=bool)
+    for k, (hip, knee, ankle) in enumerate(_LEGS):
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], contact[:, k].astype(int), [0]])))
+        for start, stop in zip(edges[::2], edges[1::2]):
+            idx = np.arange(start + 1, stop)
+            if len(idx) == 0 or not np.isfinite(out[start, ankle]).all():
+                continue
+            h, kn, an = out[idx, hip], out[idx, knee], out[idx, ankle]
+            d, v = an - h, kn - h
+            bend = np.sign(d[:, 0] * v[:, 1] - d[:, 1] * v[:, 0])
+            thigh, shin = np.hypot(*(kn - h).T), np.hypot(*(an - kn).T)
+            target = np.broadcast_to(out[start, ankle], h.shape)
+            out[idx, knee], out[idx, ankle] = two_bone_ik(h, target, thigh, shin, bend)
     return out
 
 

@@ -270,10 +270,13 @@ class Planner:
                 if ch.mirror:
                     body = mirror(body, 0.0)
                 if self.is_text_motion(ch.pose):  # planted feet carry the retargeted body (pose.gait)
-                    from cinekit.pose.gait import lock_feet
+                    from cinekit.pose.gait import lock_feet, pin_feet
 
-                    plant = self.text_track(ch.pose.motion, frames, fps).plant
-                    body = lock_feet(body, np.where(plant >= 0, 1 - plant, plant) if ch.mirror else plant)
+                    text = self.text_track(ch.pose.motion, frames, fps)
+                    plant, contact = text.plant, text.contact
+                    if ch.mirror:  # mirroring swapped the left and right joints
+                        plant, contact = np.where(plant >= 0, 1 - plant, plant), contact[:, ::-1]
+                    body = pin_feet(lock_feet(body, plant), contact)
                 body.setflags(write=False)
                 self._bodies[memo] = body
             tracks.append(self._bodies[memo])
