@@ -223,3 +223,14 @@ def test_the_puppet_renders_a_text_motion_of_the_example_and_a_drawn_character(t
         moved = _figure_x(frames[14], (43, 58, 85)) - _figure_x(frames[1], (43, 58, 85))
         planned_move = planned.job.pose[14, 0, NECK, 0] - planned.job.pose[1, 0, NECK, 0]
         assert planned_move > 40 and abs(moved - planned_move) < 0.25 * planned_move, (moved, planned_move)
+
+
+def test_poses_list_lists_the_verbs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["poses", "list"])
+    assert result.exit_code == 0
+    verbs = result.output[result.output.index("verbs of a text motion"):]
+    for verb, kind in (("walk", "gait"), ("run", "gait"), ("wave", "action"), ("jump", "action"),
+                       ("sit", "pose"), ("arms_crossed", "pose")):
+        assert re.search(rf"^{verb}\s+{kind}", verbs, re.M), verbs
+    assert not re.search(r"^walk_a", verbs, re.M)   # key drawings of the bundled gaits are not verbs

@@ -188,7 +188,7 @@ class PoseSpec(Strict):
     openpose: str | None = None
     video: str | None = None
     detect: str | None = None
-    motion: str | None = None           # a motion stored in the project's poses/ library
+    motion: str | None = None           # a motion stored in poses/, else a sentence (docs/text-motion.md)
     start: Annotated[float, Field(ge=0)] | None = None
     end: Annotated[float, Field(gt=0)] | None = None
     speed: Annotated[float, Field(gt=0, le=20)] = 1.0
