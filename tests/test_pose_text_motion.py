@@ -55,6 +55,7 @@ def test_a_gait_in_seconds_takes_whole_steps_that_fill_them_and_modifiers_are_re
     ("quickly 2s", "this clause has no verb", "quickly 2s", None),
     ("stand 1s + wave", "unexpected '+'", "+", None),
     ("walk 0s", "more than 0", "0s", None),
+    ("walk towards the camera", "only left, right and in place", "towards", None),
 ])
 def test_a_bad_sentence_names_the_word_and_where_it_is(text, message, word, hint):
     with pytest.raises(TextMotionError) as err:
@@ -120,6 +121,15 @@ def test_walk_left_travels_left_and_run_has_flight_phases():
     run = text_track("run 6 steps", LIB, 46, 24)
     assert (~run.contact.any(axis=1)).sum() >= 6               # both feet off the ground
     assert (walk.contact.any(axis=1)).all()                    # a walk always has a foot down
+
+
+def test_walk_in_place_moves_the_legs_but_neither_travels_nor_claims_planted_feet():
+    (seg,) = timeline(parse("walk in place 2 steps", NAMES))
+    assert seg.clause.direction == "in_place" and seg.duration == 1.0
+    track = text_track("walk in place 4 steps", LIB, 48, 24)
+    body = lock_feet(track.poses, track.plant)
+    assert not track.contact.any() and np.array_equal(body, track.poses)
+    assert np.ptp(track.poses[:, R_ANKLE, 0]) > 0.2                     # the legs do swing
 
 
 def test_wave_swings_the_raised_forearm_and_jump_leaves_the_floor():

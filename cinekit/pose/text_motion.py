@@ -12,7 +12,8 @@ Grammar (words are case-insensitive; the same text always gives the same segment
                                                  crossed")
     duration  := NUMBER ("s" | "sec" | "second(s)" | "ms")   e.g. 2s, 0.5 s, 500ms
                | INTEGER ("step" | "steps")       walk and run only
-    direction := left | right                    walk and run only (default right)
+    direction := left | right | in place         walk and run only (default right); "in place"
+                                                 walks on the spot (a treadmill: no travel)
     speed     := slowly | quickly | fast          x0.6 / x1.5 (cadence, blend, wave rate)
     filler    := for | to | the | a               ignored ("walk to the left for 2s")
 
@@ -42,7 +43,9 @@ DEFAULTS = {"pose": 1.0, "wave": 1.5, "jump": 1.0}
 """Default seconds of a clause without a duration, at speed 1 (gaits: ``DEFAULT_STEPS``)."""
 DEFAULT_STEPS = 4
 SPEEDS = {"slowly": 0.6, "quickly": 1.5, "fast": 1.5}
-DIRECTIONS = ("left", "right")
+DIRECTIONS = ("left", "right", "in_place")
+UNSUPPORTED = ("towards", "toward", "away", "forward", "forwards", "back", "backwards", "up", "down")
+"""Directions a front-view cut-out cannot show: refused with a clear message, not a did-you-mean."""
 FILLERS = ("for", "to", "the", "a")
 SEPARATORS = ("then", "and")
 SECONDS = {"s": 1.0, "sec": 1.0, "secs": 1.0, "second": 1.0, "seconds": 1.0, "ms": 0.001}
@@ -151,11 +154,12 @@ def parse(text: str, pose_names: Iterable[str]) -> list[Clause]:
 
 
 def _join_names(group, table):
-    """Merge ``arms crossed`` into the verb ``arms_crossed`` where the joined name is a verb."""
+    """Merge ``arms crossed`` into the verb ``arms_crossed`` (and ``in place``) where the joined
+    name is a verb (or a direction)."""
     out, i = [], 0
     while i < len(group):
         if (i + 1 < len(group) and group[i][0] == group[i + 1][0] == "word"
-                and f"{group[i][1]}_{group[i + 1][1]}" in table):
+                and (f"{group[i][1]}_{group[i + 1][1]}" in table or f"{group[i][1]}_{group[i + 1][1]}" in DIRECTIONS)):
             out.append(("word", f"{group[i][1]}_{group[i + 1][1]}", group[i][2], group[i + 1][3]))
             i += 2
         else:
@@ -191,6 +195,9 @@ def _clause(group, table) -> Clause:
             once("direction", tok)
         elif value in FILLERS:
             continue
+        elif value in UNSUPPORTED:
+            raise TextMotionError(f"{value!r}: only left, right and in place are directions here", a, b,
+                                  "characters are drawn facing the viewer; depth moves are not supported")
         else:
             what = "verb" if "verb" not in found else "word"
             hint = _suggest(value, [*table, *SPEEDS, *DIRECTIONS]) if what == "word" else _suggest(value, table)

@@ -3,7 +3,8 @@
 Each segment draws its own poses over ``[t0, t1)`` (``text_motion.timeline``):
 
 - **gait** (walk, run): ``gait.gait_poses`` from the passing position (a foot under the body,
-  phase ``duty / 2``) through its whole steps, mirrored for ``left``;
+  phase ``duty / 2``) through its whole steps, mirrored for ``left``; ``in place`` neither
+  travels nor claims a planted foot;
 - **wave**: the library ``wave`` pose, forearm swinging +-``WAVE_SWING`` rad at ``WAVE_HZ`` x speed;
 - **jump**: keyframes stand -> crouch -> the library ``jump`` pose (in the air, lifted along a
   parabola) -> crouch -> stand, eased (``keyframes.interpolate``);
@@ -80,13 +81,15 @@ def _gait(seg: Segment, local: np.ndarray, foot: int = 0):
     """``foot``: 0/1, the (drawn) foot in stance at the start."""
     g = gaits.GAITS[seg.verb]
     step = seg.duration / seg.steps
-    raw = foot if seg.clause.direction == "right" else 1 - foot
+    raw = 1 - foot if seg.clause.direction == "left" else foot
     phase = g.duty / 2.0 + 0.5 * raw + local / (2.0 * step)
     poses, contact = gaits.gait_poses(g, phase)
     plant = gaits.plant_labels(g, phase)
     if seg.clause.direction == "left":
         poses, contact = mirror(poses, 0.0), contact[:, ::-1]
         plant = np.where(plant >= 0, 1 - plant, plant).astype(np.int8)
+    elif seg.clause.direction == "in_place":  # a treadmill: the feet slide by design, claimed by none
+        contact, plant = np.zeros_like(contact), np.full_like(plant, gaits.NO_TRAVEL)
     return poses, contact, plant
 
 
