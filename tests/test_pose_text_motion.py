@@ -154,3 +154,34 @@ def test_every_pose_verb_blends_in_and_holds_its_library_pose(verb):
         # eased: 0.3 s blend from 0.5 s, half-way at 0.65 s = frame 15.6 -> a pose in between
         mid = track.poses[15]
         assert not np.allclose(mid, LIB[verb]) and not np.allclose(mid, LIB["stand"])
+
+
+def test_any_sentence_either_builds_a_finite_track_or_raises_a_located_error():
+    # what `check` accepts must render: token soup from the grammar and around it, seeded
+    rng = np.random.default_rng(15)
+    slots = [["walk", "run", "wave", "jump", "sit", "arms crossed", "stand", "cheer", "look_back", "T_POSE"],
+             ["2s", "0.5 s", "500ms", "3 steps", "1 step", ".5s", "9 steps", "0.04s"],
+             ["left", "right", "in place"], ["slowly", "quickly"], ["for", "the"]]
+    noise = ["wlak", "0s", "7", "+", "towards", ",", "then", "steps", "12 sec"]
+    built = 0
+    for _ in range(300):
+        clauses = []
+        for _ in range(rng.integers(1, 4)):
+            words = [str(rng.choice(slot)) for i, slot in enumerate(slots) if i == 0 or rng.random() < 0.4]
+            if rng.random() < 0.15:
+                words.append(str(rng.choice(noise)))
+            clauses.append(" ".join(rng.permutation(words)))
+        text = str(rng.choice([", ", " then ", "; "])).join(clauses)
+        try:
+            segments = timeline(parse(text, NAMES))
+        except TextMotionError as exc:
+            assert 0 <= exc.start <= exc.end <= len(text) and exc.message
+            continue
+        fps = float(rng.choice([6, 12, 24, 30]))
+        frames = int(rng.integers(1, 40))
+        track = text_track(text, LIB, frames, fps)
+        assert track.poses.shape == (frames, 18, 2) and np.isfinite(track.poses).all(), text
+        body = lock_feet(track.poses, track.plant)
+        assert np.isfinite(body).all() and total_seconds(segments) > 0
+        built += 1
+    assert built > 30
