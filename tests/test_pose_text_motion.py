@@ -30,9 +30,15 @@ def segs(text):
     ("slowly walk 2 steps, quickly wave", [("walk", 0, round(2 * 0.5 / 0.6, 6)), ("wave", 1.666667, 2.666667)]),
     ("walk to the left for 2s, arms crossed", [("walk", 0, 2.0), ("arms_crossed", 2.0, 3.0)]),
     ("walk, run", [("walk", 0, 2.0), ("run", 2.0, 3.28)]),          # defaults: 4 steps each
+    ("Stand 1s, then jump. ", [("stand", 0, 1.0), ("jump", 1.0, 2.0)]),
 ])
 def test_a_sentence_gives_its_segments_and_times(text, expected):
     assert segs(text) == expected
+
+
+def test_a_project_pose_named_like_a_modifier_does_not_shadow_it():
+    (walk,) = timeline(parse("walk left 1s", [*NAMES, "left", "Slowly"]))
+    assert walk.clause.direction == "left" and walk.verb == "walk"
 
 
 def test_a_gait_in_seconds_takes_whole_steps_that_fill_them_and_modifiers_are_read():

@@ -2,7 +2,7 @@
 
 Grammar (words are case-insensitive; the same text always gives the same segments)::
 
-    sentence  := clause ( SEP clause )*          SEP: ","  ";"  "then"  "and"
+    sentence  := clause ( SEP clause )*          SEP: ","  ";"  "then"  "and"  ", then"  ", and"
     clause    := word*  with exactly one VERB and at most one of each modifier, in any order
     VERB      := walk | run                      gait cycles whose feet plant (cinekit.pose.gait)
                | wave | jump                     animated actions
@@ -15,7 +15,8 @@ Grammar (words are case-insensitive; the same text always gives the same segment
     direction := left | right | in place         walk and run only (default right); "in place"
                                                  walks on the spot (a treadmill: no travel)
     speed     := slowly | quickly | fast          x0.6 / x1.5 (cadence, blend, wave rate)
-    filler    := for | to | the | a               ignored ("walk to the left for 2s")
+    filler    := for | to | the | a               ignored ("walk to the left for 2s"); a final
+                                                 full stop is ignored too
 
 Timing: clauses follow each other; a clause lasts its duration, else its verb's default
 (``DEFAULTS``; a gait: 4 steps) divided by its speed. A gait given in seconds takes the
@@ -102,8 +103,9 @@ def verbs(pose_names: Iterable[str]) -> dict[str, str]:
     """Verb -> kind (``gait``, ``action``, ``pose``) for a library's still-pose names."""
     out = {v: "gait" for v in GAIT_VERBS}
     out.update({v: "action" for v in ACTION_VERBS})
+    reserved = {*SPEEDS, *DIRECTIONS, *UNSUPPORTED, *FILLERS, *SEPARATORS, *SECONDS, *STEPS}
     for name in pose_names:
-        if name not in GAIT_KEYS:
+        if name not in GAIT_KEYS and name.lower() not in reserved:  # a pose called "left" stays a direction
             out.setdefault(name.lower(), "pose")
     return out
 
@@ -136,13 +138,17 @@ def parse(text: str, pose_names: Iterable[str]) -> list[Clause]:
     library (bundled + project). Raises ``TextMotionError`` at the first problem."""
     table = verbs(pose_names)
     groups: list[list[tuple[str, str, int, int]]] = [[]]
-    tokens = _tokens(text)
-    for tok in tokens:
+    end = text.rstrip()
+    tokens = _tokens(end[:-1] if end.endswith(".") else text)  # a sentence may end with a full stop
+    seps = []
+    for k, tok in enumerate(tokens):
+        if tok[0] == "word" and tok[1] in SEPARATORS and k and tokens[k - 1][0] == "sep":
+            continue  # ", then" / ", and": one separator
         if tok[0] == "sep" or (tok[0] == "word" and tok[1] in SEPARATORS):
             groups.append([])
+            seps.append(tok)
         else:
             groups[-1].append(tok)
-    seps = [t for t in tokens if t[0] == "sep" or (t[0] == "word" and t[1] in SEPARATORS)]
     clauses = []
     for i, group in enumerate(groups):
         if not group:
