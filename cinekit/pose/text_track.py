@@ -146,7 +146,7 @@ def build(segments: list[Segment], library: Mapping[str, np.ndarray], frames: in
         msel[0] = False
         local = np.minimum(times[sel] - seg.t0, seg.duration)
         foot = prev_foot or 0
-        p, c, pl = _draw(seg, local, library, foot)
+        p, c, _ = _draw(seg, local, library, foot)
         _, _, mid_plant = _draw(seg, np.minimum(mids[msel] - seg.t0, seg.duration), library, foot)
         if prev_end is not None and seg.blend > 0:
             w = ease_in_out(np.clip(local / seg.blend, 0.0, 1.0))
