@@ -77,3 +77,11 @@ def frames(path: str | Path, step: float = 1.0) -> Iterator[tuple[int, np.ndarra
             i += 1
     finally:
         cap.release()
+
+
+def looks_like_footage(path: str | Path) -> bool:
+    """A picture or video of the world rather than a rendered skeleton video (coloured limbs on
+    black): less than half of its first frame is near-black."""
+    for _i, rgb in frames(path):
+        return float((rgb.max(axis=-1) < 40).mean()) < 0.5
+    return False
