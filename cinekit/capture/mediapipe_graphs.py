@@ -88,7 +88,12 @@ def _modules():
         import mediapipe
         from mediapipe.framework.formats import landmark_pb2
         from mediapipe.python import packet_creator
-        from mediapipe.python._framework_bindings import _packet_getter, calculator_graph, image_frame, resource_util
+        from mediapipe.python._framework_bindings import (
+            _packet_getter,
+            calculator_graph,
+            image_frame,
+            resource_util,
+        )
     if mediapipe.__version__ != VERSION:  # the graphs' side packets and streams are this version's
         raise UserError(f"cinekit's capture needs mediapipe {VERSION}, found {mediapipe.__version__}",
                         hint=INSTALL_HINT)
