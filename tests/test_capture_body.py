@@ -139,3 +139,12 @@ def test_check_accepts_detect_without_annotators_only_when_mediapipe_is_there(mo
     with pytest.raises(UserError, match="needs mediapipe") as err:
         choose_detector(None)
     assert "annotators:" in err.value.hint and "--no-deps" in err.value.hint
+
+
+@pytest.mark.skipif(not (DATA / "pose-videos").is_dir() or not CLIP.is_file(), reason="test data not found")
+def test_footage_and_skeleton_videos_are_told_apart():
+    from cinekit.capture.footage import looks_like_footage
+
+    assert looks_like_footage(CLIP)
+    for skeleton in sorted((DATA / "pose-videos").glob("*.mp4")):
+        assert not looks_like_footage(skeleton), skeleton
