@@ -148,3 +148,48 @@ def test_footage_and_skeleton_videos_are_told_apart():
     assert looks_like_footage(CLIP)
     for skeleton in sorted((DATA / "pose-videos").glob("*.mp4")):
         assert not looks_like_footage(skeleton), skeleton
+
+
+def test_check_of_a_detect_shot_names_what_is_missing(tmp_path, monkeypatch):
+    import cv2
+
+    from cinekit.errors import SpecError
+    from cinekit.spec.project import load_project
+    from tests.project_factory import make_project
+
+    shots = """\
+        shots:
+          - id: s010
+            kind: clip
+            duration: 0.5
+            prompt: "{ann} copies the footage"
+            characters:
+              - {name: ann, pose: {detect: clip.mp4}}
+          - id: s020
+            kind: clip
+            duration: 0.5
+            prompt: "{ann} copies the second person"
+            characters:
+              - {name: ann, pose: {detect: clip.mp4, person: 1}}
+        """
+    root = make_project(tmp_path, shots)
+    writer = cv2.VideoWriter(str(root / "shots" / "clip.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 12.0, (64, 64))
+    for _ in range(12):
+        writer.write(np.full((64, 64, 3), 200, np.uint8))
+    writer.release()
+
+    def errors() -> list[str]:
+        try:
+            load_project(root)
+        except SpecError as exc:
+            return [p.format() for p in exc.problems if p.severity == "error"]
+        return []
+
+    monkeypatch.setattr(mediapipe_graphs, "available", lambda: True)
+    [only] = errors()
+    assert only.startswith("shots/ep.yaml:13:") and "person: 1 needs the OpenPose annotator weights" in only
+    monkeypatch.setattr(mediapipe_graphs, "available", lambda: False)
+    first, second = errors()
+    assert first.startswith("shots/ep.yaml:7:") and "pose detection needs mediapipe" in first
+    assert "--no-deps mediapipe==0.10.14" in first and "annotators:" in first
+    assert "person: 1 needs the OpenPose" in second
