@@ -77,21 +77,59 @@ def show(name: str, out: Path = typer.Option(..., "--out", "-o", help="PNG to wr
     console().print(f"wrote {out}")
 
 
+def _annotators(root: Path) -> Path | None:
+    """The project's ``annotators:`` folder (cinekit.yaml), if it names one."""
+    import yaml
+
+    try:
+        config = yaml.safe_load((root / "cinekit.yaml").read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return None
+    folder = config.get("annotators") if isinstance(config, dict) else None
+    return (root / folder).resolve() if isinstance(folder, str) else None
+
+
+def _detected(file: Path, root: Path):
+    """Footage of a person -> its detected ``Motion`` (mediapipe, else the OpenPose annotators)."""
+    from cinekit.pose.detect import choose_detector, detect_poses
+
+    annotators = _annotators(root)
+    return detect_poses(file, annotators, detector=choose_detector(annotators))
+
+
 @app.command("import")
-def import_pose(file: Path = typer.Argument(..., help="BVH, OpenPose JSON (or a folder of them), skeleton video."),
+def import_pose(file: Path = typer.Argument(..., help="BVH, OpenPose JSON (or a folder of them), skeleton video, "
+                                                  "or footage / a photo of a person (its pose is detected)."),
                 name: str = typer.Option(..., "--name", "-n", help="Name in the project library."),
                 frame: int = typer.Option(None, help="Store only this frame as a still pose."),
                 view: str = typer.Option("auto", help="BVH projection: front | side | auto."),
+                detect: bool = typer.Option(None, "--detect/--skeleton",
+                                            help="The video is footage of a person (detect its pose) / a rendered "
+                                                 "skeleton video. Default: judged from its first frame."),
                 project: Path = typer.Option(None, help="Project folder (default: the current one).")):
     """Store a pose or a motion in the project's poses/ folder."""
+    import numpy as np
+
+    from cinekit.capture.footage import IMAGE_SUFFIXES, looks_like_footage
     from cinekit.pose.library import save_motion, save_pose
-    from cinekit.pose.motion import import_motion, to_body_space
+    from cinekit.pose.motion import VIDEO_SUFFIXES, import_motion, to_body_space
 
     dirs = _project_pose_dir(project)
     if not dirs:
         raise UserError("not inside a cinekit project", hint="run it in a project folder or pass --project")
-    options = {"view": view} if file.suffix.lower() == ".bvh" else {}
-    motion = import_motion(file, **options)
+    suffix = file.suffix.lower()
+    if detect is None and suffix in IMAGE_SUFFIXES:
+        detect = True
+    elif detect is None and suffix in VIDEO_SUFFIXES and file.is_file():
+        detect = looks_like_footage(file)
+    if detect:
+        motion = _detected(file, dirs[0].parent)
+        if not np.isfinite(motion.poses).any():
+            raise UserError(f"{file}: no person found in this footage",
+                            hint="the detector needs a person in view (photos, realistic footage)")
+    else:
+        options = {"view": view} if suffix == ".bvh" else {}
+        motion = import_motion(file, **options)
     body = to_body_space(motion.poses)
     dirs[0].mkdir(exist_ok=True)
     target = dirs[0] / f"{name}.yaml"

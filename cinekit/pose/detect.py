@@ -1,9 +1,15 @@
-"""Pose detection on real footage with the OpenPose body model (controlnet_aux), offline.
+"""Pose detection on real footage, offline: MediaPipe's BlazePose or the OpenPose body model.
 
-The weights come only from a local annotator folder that the user configures (``annotators:``
-in cinekit.yaml, laid out like the ``lllyasviel/Annotators`` repository). The ``.pth`` file is a
-pickle, and unpickling can run code: it is loaded only because the user pointed cinekit at that
-folder explicitly; nothing is downloaded. torch and controlnet_aux are imported lazily.
+Two detectors (``choose_detector``):
+- **mediapipe** (the default when installed: the capture extra, docs/capture.md): its wheel
+  ships the model, so a fresh install detects with no weights to find (``cinekit.capture.body``).
+  It follows one person.
+- **openpose** (controlnet_aux): used when mediapipe is absent or ``person:`` picks someone
+  other than the first. The weights come only from a local annotator folder that the user
+  configures (``annotators:`` in cinekit.yaml, laid out like the ``lllyasviel/Annotators``
+  repository). The ``.pth`` file is a pickle, and unpickling can run code: it is loaded only
+  because the user pointed cinekit at that folder explicitly; nothing is downloaded. torch and
+  controlnet_aux are imported lazily.
 """
 
 from __future__ import annotations
@@ -37,6 +43,22 @@ def body_weights_path(annotator_dir: str | Path | None) -> Path:
     raise UserError(f"{folder / BODY_WEIGHTS} not found", hint=hint)
 
 
+def choose_detector(annotator_dir: str | Path | None, person: int = 0) -> str:
+    """``"mediapipe"`` or ``"openpose"`` for this request; ``UserError`` when neither can serve it."""
+    from cinekit.capture import mediapipe_graphs
+
+    if person == 0 and mediapipe_graphs.available():
+        return "mediapipe"
+    if annotator_dir is None and person == 0:
+        raise UserError("pose detection needs mediapipe (the capture extra) or the OpenPose annotator weights",
+                        hint=mediapipe_graphs.INSTALL_HINT + f"; or set `annotators:` in cinekit.yaml to a "
+                        f"folder holding {BODY_WEIGHTS}")
+    if annotator_dir is None:
+        raise UserError(f"person: {person} needs the OpenPose annotator weights (mediapipe follows one person)",
+                        hint=f"set `annotators:` in cinekit.yaml to a local folder holding {BODY_WEIGHTS}")
+    return "openpose"
+
+
 def _frames(path: Path):
     if path.suffix.lower() in IMAGE_SUFFIXES:
         import cv2
@@ -57,12 +79,21 @@ def detect_poses(
     person: int = 0,
     fps: float | None = None,
     device: str = "cpu",
+    detector: str = "openpose",
 ) -> Motion:
     """Footage (video, GIF or one image) -> ``Motion`` of detected COCO-18 poses (pixels).
 
-    ``person``: index among the people found in each frame, by OpenPose's score (0 = best).
-    ``fps``: defaults to the video's (12 for a single image).
+    ``detector``: ``"openpose"`` (the annotator weights) or ``"mediapipe"`` (person 0 only; see
+    ``choose_detector``). ``person``: index among the people found in each frame, by OpenPose's
+    score (0 = best). ``fps``: defaults to the video's (12 for a single image).
     """
+    if detector == "mediapipe":
+        from cinekit.capture.body import detect_motion
+
+        if person != 0:
+            raise UserError(f"person: {person} needs the OpenPose detector (mediapipe follows one person)")
+        motion = detect_motion(path)
+        return motion if fps is None else Motion(motion.poses, fps=fps, source=motion.source)
     weights = body_weights_path(annotator_dir)
     p = Path(path)
     if not p.exists():

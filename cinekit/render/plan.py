@@ -201,12 +201,19 @@ class Planner:
             if self.files is not None:
                 self.files.digest(path)  # the version of the file this run uses (checked after reading)
             if pose.source == "detect":
-                from cinekit.pose.detect import body_weights_path, detect_poses
+                from cinekit.pose.detect import body_weights_path, choose_detector, detect_poses
 
-                annot = (self.project.root / self.project.config.annotators).resolve()
-                weights = self.files.digest(body_weights_path(annot)) if self.files is not None else None
-                motion = cached_track(path, "detect", {"person": pose.person, "weights": weights},
-                                      lambda: detect_poses(path, annot, person=pose.person),
+                configured = self.project.config.annotators
+                annot = (self.project.root / configured).resolve() if configured else None
+                detector = choose_detector(annot, pose.person)   # mediapipe when installed
+                if detector == "mediapipe":
+                    from cinekit.capture.body import NAME
+                    options = {"person": 0, "detector": NAME}
+                else:
+                    weights = self.files.digest(body_weights_path(annot)) if self.files is not None else None
+                    options = {"person": pose.person, "weights": weights}
+                motion = cached_track(path, "detect", options,
+                                      lambda: detect_poses(path, annot, person=pose.person, detector=detector),
                                       files=self.files, cache_dir=self.cache_dir)
             elif pose.source == "video":  # decoding a skeleton video is slow: cached by content
                 motion = cached_track(path, "video", {"person": pose.person},

@@ -131,10 +131,17 @@ def check_pose_file(check, doc: YamlDoc, loc, pose: PoseSpec, list_path: Path, f
         kinds = None  # a folder of per-frame JSON files
     path = check.file(doc, loc + (source,), target, list_path, kinds=kinds)
     annotators = check.project.config.annotators
-    if source == "detect" and not annotators:
-        check.error(doc, loc + (source,), "pose detection needs the OpenPose annotator weights",
+    from cinekit.capture.mediapipe_graphs import INSTALL_HINT, available
+
+    if source == "detect" and not annotators and pose.person == 0 and not available():
+        check.error(doc, loc + (source,), "pose detection needs mediapipe (the capture extra) or the OpenPose "
+                    "annotator weights", INSTALL_HINT + "; or set `annotators: path/to/Annotators` in "
+                    "cinekit.yaml (lllyasviel/Annotators layout)")
+    elif source == "detect" and not annotators and pose.person != 0:
+        check.error(doc, loc + ("person",), f"person: {pose.person} needs the OpenPose annotator weights "
+                    "(mediapipe follows one person)",
                     "set `annotators: path/to/Annotators` in cinekit.yaml (lllyasviel/Annotators layout)")
-    elif source == "detect" and not check.is_dir(check.project.root, annotators):
+    elif source == "detect" and annotators and not check.is_dir(check.project.root, annotators):
         check.error(doc, loc + (source,), f"the annotators folder {annotators!r} (cinekit.yaml) is not a folder",
                     "`annotators:` is relative to the project root (lllyasviel/Annotators layout)")
     if path is None:
