@@ -160,11 +160,14 @@ class Planner:
         (cinekit.pose.text_motion)."""
         if not isinstance(pose, PoseSpec) or pose.source != "motion":
             return False
-        if self._motion_names is None:
+        return pose.motion not in self._stored_motions()
+
+    def _stored_motions(self) -> set:
+        if self._motion_names is None:  # headers only: no motion's frames are read
             from cinekit.pose.library import motion_lengths
 
             self._motion_names = set(motion_lengths([self.project.root / "poses"]))
-        return pose.motion not in self._motion_names
+        return self._motion_names
 
     def text_track(self, text: str, frames: int, fps: float):
         """The ``TextTrack`` of a motion sentence (a located error if it does not parse: check
@@ -175,7 +178,7 @@ class Planner:
         key = (text, frames, fps)
         if key not in self._texts:
             try:
-                self._texts[key] = text_track(text, self.library, frames, fps, motions=self._motion_names or ())
+                self._texts[key] = text_track(text, self.library, frames, fps, motions=self._stored_motions())
             except TextMotionError as exc:
                 raise UserError(f"motion {text!r}: {exc.message}", hint=exc.hint) from None
         return self._texts[key]
