@@ -114,7 +114,7 @@ def _wire() -> None:
         except ImportError:
             continue
         app.add_typer(mod.app, name=name)
-    for module in ("cinekit.cli.sheet", "cinekit.cli.score", "cinekit.cli.studio"):
+    for module in ("cinekit.cli.sheet", "cinekit.cli.score", "cinekit.cli.studio", "cinekit.cli.train"):
         try:
             mod = __import__(module, fromlist=["register"])
         except ImportError:
