@@ -4,7 +4,7 @@ The UNet is built from its ``config.json`` on torch's ``meta`` device (shapes, n
 run forward + backward once under ``FlopCounterMode`` (FLOPs) and a ``saved_tensors_hooks``
 tally (bytes autograd keeps for the backward pass: the activation memory of one step, an upper
 bound since a tensor saved by two ops is counted twice). Weights are counted from the
-safetensors headers. Estimates, labelled as such in the plan: allocator slack and CUDA context
+configs (meta device too). Estimates, labelled as such in the plan: allocator slack and CUDA context
 (~0.5-1 GiB) come on top.
 """
 
@@ -16,18 +16,20 @@ from pathlib import Path
 _BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
 
 
-def _params_in(folder: Path) -> int:
-    from safetensors import safe_open
+def _meta_params(base: Path) -> int:
+    """Numbers in the UNet, text encoder and VAE, from their configs on the meta device."""
+    import torch
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
 
     n = 0
-    for f in sorted(folder.glob("*.safetensors")):
-        with safe_open(str(f), "pt") as st:
-            for k in st.keys():
-                shape = st.get_slice(k).get_shape()
-                size = 1
-                for d in shape:
-                    size *= d
-                n += size
+    with torch.device("meta"):
+        for sub, build in (("unet", lambda c: UNet2DConditionModel.from_config(json.loads(c.read_text()))),
+                           ("vae", lambda c: AutoencoderKL.from_config(json.loads(c.read_text()))),
+                           ("text_encoder", lambda c: CLIPTextModel(CLIPTextConfig.from_json_file(str(c))))):
+            cfg = base / sub / "config.json"
+            if cfg.is_file():
+                n += sum(p.numel() for p in build(cfg).parameters())
     return n
 
 
@@ -82,7 +84,7 @@ def step_cost(base: Path, *, size: int, batch: int, dtype: str, rank: int, targe
         out.float().pow(2).mean().backward()
     flops = counter.get_total_flops()
     base = Path(base)
-    n_weights = sum(_params_in(base / sub) for sub in ("unet", "text_encoder", "vae") if (base / sub).is_dir())
+    n_weights = _meta_params(base)
     weights = n_weights * _BYTES[dtype]
     optimizer = n_lora * (4 + 4 + 8)          # fp32 weight + grad + Adam's two moments
     saved = saved * _BYTES[dtype] // 4           # autocast keeps activations in the compute dtype
