@@ -69,6 +69,8 @@ def register(app: typer.Typer) -> None:
         sample_every: int = typer.Option(0, "--sample-every", min=0, help="Write a sample grid every K steps."),
         checkpoint_every: int = typer.Option(100, "--checkpoint-every", min=1, help="Save resumable state every N steps."),
         restart: bool = typer.Option(False, "--restart", help="Ignore a checkpoint of an earlier run."),
+        grad_checkpointing: bool = typer.Option(None, "--grad-checkpointing/--no-grad-checkpointing",
+                                                help="Recompute activations in the backward pass (default: on CUDA)."),
         project: Path = typer.Option(Path("."), help="Project folder."),
         device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N | mps"),
         ci: bool = typer.Option(False, "--ci", help="Plain progress lines."),
@@ -86,7 +88,8 @@ def register(app: typer.Typer) -> None:
         options = TrainOptions(steps=steps, rank=rank, lr=lr if lr is not None else (5e-3 if embedding else 1e-4),
                                batch=batch, size=size, seed=seed, variants=variants, puppet_poses=poses, prior=prior,
                                embedding=embedding, vectors=vectors, sample_every=sample_every,
-                               checkpoint_every=checkpoint_every, targets=TARGETS + (CONV_TARGETS if conv else ()))
+                               checkpoint_every=checkpoint_every, grad_checkpointing=grad_checkpointing,
+                               targets=TARGETS + (CONV_TARGETS if conv else ()))
         bar = None if dry_run else _Bar(steps, ci)
         try:
             outcome = run(runtime, name, options, model=model, out=out, write=write, dry_run=dry_run, progress=bar,
