@@ -196,15 +196,21 @@ def test_checkpoint_of_other_options_is_refused(tmp_path):
 
 
 def test_embedding_is_an_a1111_file_that_loads_as_trained(base, tmp_path):
+    """Through the command line: --embedding --write, plain progress lines (--ci)."""
     from safetensors.torch import load_file
+    from typer.testing import CliRunner
 
+    from cinekit.cli import app
     from cinekit.engines.loader import ModelLoader
-    from cinekit.train.plan import TrainOptions
 
     root = write_train_project(tmp_path / "proj", base)
-    outcome = _train(root, TrainOptions(steps=3, lr=5e-2, embedding=True, vectors=2, **FAST), write=True)
-    path = outcome.result.path
-    assert path == root / "embeddings" / "ann.safetensors"
+    r = CliRunner().invoke(app, ["train", "ann", "--project", str(root), "--embedding", "--steps", "3", "--lr", "5e-2",
+                                 "--vectors", "2", "--variants", "2", "--poses", "2", "--write", "--ci",
+                                 "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    path = root / "embeddings" / "ann.safetensors"
+    assert f"wrote {path} (3 steps" in r.output.replace("\n", "")
+    assert "step 3/3  loss" in r.output and "ann.yaml: added to `embeddings:`" in r.output
     sd = load_file(str(path))
     assert list(sd) == ["emb_params"] and sd["emb_params"].shape == (2, 32)
     assert "- {file: ../embeddings/ann.safetensors, token: ann}" in (root / "characters" / "ann.yaml").read_text()
