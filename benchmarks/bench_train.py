@@ -96,7 +96,7 @@ def hand_run(base: Path, images: np.ndarray, captions: list[str], steps: int, se
         opt.step()
         opt.zero_grad(set_to_none=True)
     seconds = time.perf_counter() - t
-    return {"steps_per_s": steps / seconds, "final_loss": float(loss)}
+    return {"steps_per_s": steps / seconds, "final_loss": float(loss.detach())}
 
 
 def sd15_cost() -> dict:
