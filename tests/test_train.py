@@ -270,3 +270,22 @@ def test_flips_only_for_symmetric_designs():
         sides = [red_on_left(augment(rgb, mask, 64, rng, AugmentSettings(flip=flip, backgrounds=1))[0])
                  for _ in range(12)]
         assert (not all(sides)) == expect_flips, sides
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("name: a\n", "name: a\nlora:\n  - {file: n.safetensors, weight: 1.0}\n"),
+    ("name: a\nlora: []  # none yet\n", "name: a\nlora: [{file: n.safetensors, weight: 1.0}]  # none yet\n"),
+    ("name: a\nlora:\n  - file: b.safetensors   # old\n    weight: 0.5\n\n# next: identity\nidentity: {}\n",
+     "name: a\nlora:\n  - file: b.safetensors   # old\n    weight: 0.5\n  - {file: n.safetensors, weight: 1.0}\n"
+     "\n# next: identity\nidentity: {}\n"),
+])
+def test_yaml_edit_adds_one_line_and_keeps_the_rest(text, expected):
+    import yaml
+
+    from cinekit.train.yaml_edit import add_entry
+
+    entry = {"file": "n.safetensors", "weight": 1.0}
+    new, changed = add_entry(text, "lora", entry, same=lambda it: it.get("file") == "n.safetensors")
+    assert changed and new == expected
+    assert yaml.safe_load(new)["lora"][-1] == entry
+    assert add_entry(new, "lora", entry, same=lambda it: it.get("file") == "n.safetensors") == (new, False)
