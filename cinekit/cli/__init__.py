@@ -114,7 +114,8 @@ def _wire() -> None:
         except ImportError:
             continue
         app.add_typer(mod.app, name=name)
-    for module in ("cinekit.cli.sheet", "cinekit.cli.score", "cinekit.cli.studio", "cinekit.cli.rig"):
+    for module in ("cinekit.cli.sheet", "cinekit.cli.score", "cinekit.cli.studio", "cinekit.cli.rig",
+                   "cinekit.cli.train"):
         try:
             mod = __import__(module, fromlist=["register"])
         except ImportError:

@@ -152,6 +152,14 @@ class IdentitySettings(Strict):
     style_fidelity: Unit = 0.5
 
 
+class TrainSettings(Strict):
+    """How `cinekit train` treats the character (cinekit.train): identity-preserving choices."""
+
+    symmetric: bool = False     # mirrored art is still this character (no asymmetric hair/marks): flips allowed
+    trigger: Annotated[str, Field(min_length=1, pattern=r"^\S+$")] | None = None   # default: the name
+    class_word: str | None = None   # prior preservation's class prompt (default: the description's first tag)
+
+
 class CharacterSpec(Strict):
     name: Name
     description: str = ""
@@ -162,6 +170,7 @@ class CharacterSpec(Strict):
     lora: list[LoraSpec] = []
     embeddings: list[EmbeddingSpec] = []
     identity: IdentitySettings = IdentitySettings()
+    train: TrainSettings = TrainSettings()
 
     @field_validator("palette")
     @classmethod
