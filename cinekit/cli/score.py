@@ -82,19 +82,72 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def report(
         project_dir: Path = typer.Argument(Path("."), help="Project folder (default: .)."),
-        out: Path = typer.Option(None, "--out", "-o", help="Page to write (default: <output>/report.html)."),
+        out: Path = typer.Option(None, "--out", "-o",
+                                 help="Output folder whose renders the page shows (default: output: of cinekit.yaml)."),
+        page: Path = typer.Option(None, "--page", help="Page to write (default: <out>/report.html)."),
+        compare: list[Path] = typer.Option(None, "--compare",
+                                           help="Another output folder: its renders are the B side of the A/B compare."),
         no_scores: bool = typer.Option(False, "--no-scores", help="Skip scoring (faster; no colours, no gallery)."),
+        ci: bool = typer.Option(False, "--ci", help="Plain output: no progress bar."),
     ):
         """Write a static review page of every shot list plus a contact sheet PNG per list."""
+        import sys
+
+        from rich.markup import escape
+
         from cinekit.cli.project import load
-        from cinekit.cli.ui import console
+        from cinekit.cli.ui import console, err_console
+        from cinekit.errors import UserError
         from cinekit.score.report import build_report
 
         project = load(project_dir)
-        rep = build_report(project, out, scores=not no_scores)
+        if out is not None and out.suffix.lower() in (".html", ".htm"):
+            # Before 0.2, --out named the page; it now names the output folder (like `render --out`).
+            err_console().print(f"[yellow]note:[/] --out {escape(str(out))} names a page: use --page for it "
+                                "(--out is the output folder to read)", highlight=False)
+            out, page = None, out
+        for folder in [out, *(compare or [])]:
+            if folder is not None and not folder.is_dir():
+                raise UserError(f"{folder}: no such output folder", hint="give a folder `cinekit render --out` wrote")
+        plain = ci or not sys.stderr.isatty()
+        bars = task = None
+        if not plain:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            bars = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                            console=err_console(), transient=True)
+            task = bars.add_task("collecting renders", total=None)
+            bars.start()
+
+        def progress(done: int, total: int, what: str) -> None:
+            if bars is not None:
+                bars.update(task, completed=done, total=total, description=what)
+
+        try:
+            rep = build_report(project, page, scores=not no_scores, out_dir=out, compare=tuple(compare or ()),
+                               progress=progress)
+        finally:
+            if bars is not None:
+                bars.stop()
         con = console()
         con.print(f"review page: {rep.html}")
         for sheet in rep.contact_sheets:
             con.print(f"contact sheet: {sheet}")
+        from cinekit.score.report import WARNING_KINDS
+
+        kinds: dict[str, list[str]] = {}
+        for w in rep.warnings:
+            kinds.setdefault(getattr(w, "kind", "other"), []).append(str(w))
+        for kind, items in kinds.items():
+            con.print(f"[yellow]{escape(kind)}[/] ({len(items)}): {escape(WARNING_KINDS.get(kind, ''))}", highlight=False)
+            for text in items:
+                con.print(f"  - {escape(text)}", highlight=False, soft_wrap=True)
         failed = rep.failed_gates
-        con.print(f"{len(rep.shots)} shot(s), {len(rep.warnings)} warning(s), {len(failed)} failed gate(s)")
+        con.print(f"{len(rep.shots)} shot(s), {len(rep.failing_shots)} failing gates, {len(rep.warnings)} warning(s), "
+                  f"{len(failed)} failed gate(s)")
