@@ -116,7 +116,7 @@ def test_mp4_duration_timecode_and_audio(project, monkeypatch):
 
 def test_png_sequence_is_the_rendered_pixels_resampled(project, monkeypatch):
     out = project / "review" / "seq"
-    result = _invoke(project, monkeypatch, "animatic", "shots/ep.yaml", "-o", str(out), "-f", "png",
+    result = _invoke(project, monkeypatch, "animatic", "shots/ep.yaml", "--file", str(out), "-f", "png",
                      "--fps", "24", "--clean", "--slate", "0.25")
     assert result.exit_code == 0, result.output
     files = sorted(out.glob("*.png"))

@@ -27,6 +27,8 @@ def _project_or_none(path: Path):
 
 
 def register(app: typer.Typer) -> None:
+    from cinekit.cli.options import file_opt, hidden, out_opt, project_opt
+
     @app.command()
     def score(
         outputs: list[Path] = typer.Argument(..., help="Rendered PNG / GIF / MP4 files or PNG-frame folders."),
@@ -34,6 +36,7 @@ def register(app: typer.Typer) -> None:
         mask: Path = typer.Option(None, "--mask", help="Mask image of the region to score (white = region)."),
         reference: Path = typer.Option(None, "--reference", help="Reference image (RGBA) for files outside a project."),
         as_json: bool = typer.Option(False, "--json", help="Print the scores as JSON."),
+        project_dir: Path = project_opt(),
     ):
         """Palette ΔE, identity similarity, flicker and warping error of outputs, checked against `gates:`."""
         from cinekit.cli.ui import console
@@ -42,7 +45,7 @@ def register(app: typer.Typer) -> None:
 
         if mask is not None and not mask.is_file():
             raise UserError(f"{mask}: mask not found")
-        project = None if reference is not None else _project_or_none(outputs[0])
+        project = None if reference is not None else _project_or_none(project_dir or outputs[0])
         if character and project is None and reference is None:
             raise UserError(f"--character {character}: no cinekit.yaml here or above {outputs[0]}",
                             hint="run inside the project, or pass --reference IMAGE")
@@ -81,10 +84,11 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def report(
-        project_dir: Path = typer.Argument(Path("."), help="Project folder (default: .)."),
-        out: Path = typer.Option(None, "--out", "-o",
-                                 help="Output folder whose renders the page shows (default: output: of cinekit.yaml)."),
-        page: Path = typer.Option(None, "--page", help="Page to write (default: <out>/report.html)."),
+        project_arg: Path = typer.Argument(None, help="Project folder (default: .; same as --project)."),
+        project_dir: Path = project_opt(),
+        out: Path = out_opt("Output folder whose renders the page shows (default: `output` of cinekit.yaml)."),
+        page: Path = file_opt("Page to write (default: <out>/report.html)."),
+        old_page: Path = hidden("--page"),
         compare: list[Path] = typer.Option(None, "--compare",
                                            help="Another output folder: its renders are the B side of the A/B compare."),
         no_scores: bool = typer.Option(False, "--no-scores", help="Skip scoring (faster; no colours, no gallery)."),
@@ -95,17 +99,15 @@ def register(app: typer.Typer) -> None:
 
         from rich.markup import escape
 
+        from cinekit.cli.options import alias, split_out
         from cinekit.cli.project import load
         from cinekit.cli.ui import console, err_console
         from cinekit.errors import UserError
         from cinekit.score.report import build_report
 
-        project = load(project_dir)
-        if out is not None and out.suffix.lower() in (".html", ".htm"):
-            # Before 0.2, --out named the page; it now names the output folder (like `render --out`).
-            err_console().print(f"[yellow]note:[/] --out {escape(str(out))} names a page: use --page for it "
-                                "(--out is the output folder to read)", highlight=False)
-            out, page = None, out
+        project = load(project_arg or project_dir or Path("."))
+        page = alias(page, old_page, "--page", "--file")
+        out, page = split_out(out, page)   # before 0.2, --out named the page; it now names the output folder
         for folder in [out, *(compare or [])]:
             if folder is not None and not folder.is_dir():
                 raise UserError(f"{folder}: no such output folder", hint="give a folder `cinekit render --out` wrote")
