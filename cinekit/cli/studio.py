@@ -15,11 +15,10 @@ _LIST_HELP = "Shot list YAML (or the project folder, when it has one list)."
 
 def _episode(shotlist: Path | None, project: Path | None, renders: Path | None, old_renders: Path | None,
              hold: float, engine: str | None, allow_outside_paths: bool):
+    from cinekit.cli.options import alias
     from cinekit.cli.project import load, split_target
     from cinekit.cli.ui import err_console
     from cinekit.studio.episode import load_episode, pick_list
-
-    from cinekit.cli.options import alias
 
     renders = alias(renders, old_renders, "--renders", "--out")
     shotlist = shotlist or project or Path(".")
@@ -112,10 +111,9 @@ def register(app: typer.Typer) -> None:
         project: Path = project_opt(), old_renders: Path = old_renders_opt, allow_outside_paths: bool = outside_opt,
     ):
         """Editorial timeline (OpenTimelineIO): a clip per shot on the rendered files, markers with ids and prompts."""
+        from cinekit.cli.options import alias
         from cinekit.cli.ui import console
         from cinekit.studio.timeline import default_path, write_timeline
-
-        from cinekit.cli.options import alias
 
         renders, file = split_out(renders, file)
         file = alias(file, otio, "--otio", "--file")
