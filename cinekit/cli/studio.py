@@ -57,7 +57,7 @@ def register(app: typer.Typer) -> None:
         shotlist: Path = typer.Argument(None, help=_LIST_HELP),
         file: Path = file_opt("Movie to write (default: <out>/<list>.animatic.mp4)."),
         format: str = typer.Option("mp4", "--format", "-f", help="mp4 (H.264 review) | prores (MOV for editors) "
-                                   "| png (a folder of frames + audio.wav)."),
+                                   "| png (a folder of frames + audio.wav) | exr (half-float linear frames, needs openexr)."),
         fps: float = typer.Option(None, "--fps", help="Frame rate (default: the list's fps); clips are resampled."),
         size: str = typer.Option(None, "--size", help="WIDTHxHEIGHT (default: the first shot's size)."),
         slate: float = typer.Option(0.0, "--slate", help="Seconds of title card before each shot (0: none)."),
