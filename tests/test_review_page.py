@@ -134,7 +134,7 @@ def test_page_from_any_output_folder_and_a_second_folder_to_compare(dailies, tmp
     assert dom.find("img", data_compare="s010")[0]["src"] == "../renders/ep/puppet/s010.png"
     # the old meaning of --out (a page path) still works, with a note
     old = cli(dailies, "report", "--ci", "--no-scores", "--out", str(tmp_path / "page.html"))
-    assert old.exit_code == 0 and (tmp_path / "page.html").is_file() and "use --page" in old.output
+    assert old.exit_code == 0 and (tmp_path / "page.html").is_file() and "use --file" in " ".join(old.output.split())
 
 
 @pytest.mark.skipif(chromium.available() is None, reason="chromium not installed (apt-get install chromium)")
