@@ -155,7 +155,8 @@ def test_manifest_and_sidecar_record_how_each_output_was_made(tmp_path):
     assert entry["key"] == sidecar["key"] and len(entry["key"]) == 64
     assert entry["seed"] == 0 and entry["engine"]["name"] == "previz" and entry["model"] is None
     assert entry["timings"]["render_s"] > 0 and "characters/refs/ann.png" in entry["inputs"]
-    assert set(entry["files"]) == {"s020.mp4", "s020.control.mp4", "s020.poster.png", "s020.masks.npz"}
+    assert set(entry["files"]) == {"s020.mp4", "s020.control.mp4", "s020.poster.png", "s020.masks.npz",
+                                 "s020.openpose.json"}
     assert not list((root / "renders").rglob(".*"))  # no journal, temp file or lock left behind
 
 

@@ -179,9 +179,10 @@ def test_init_scaffolds_a_project_that_checks_and_renders(tmp_path, monkeypatch)
     assert runner.invoke(app, ["check"]).exit_code == 0
     result = runner.invoke(app, ["render", "--ci", "--engine", "previz"])
     assert result.exit_code == 0, result.output + result.stderr
-    assert sorted(p.name for p in (tmp_path / "new/renders/episode01").glob("s0?0.*")) == [
-        "s010.control.png", "s010.json", "s010.masks.npz", "s010.png", "s020.control.mp4", "s020.json",
-        "s020.masks.npz", "s020.mp4", "s020.poster.png", "s030.control.png", "s030.json", "s030.masks.npz",
-        "s030.png"]
+    # --engine previz on a puppet project: its renders sit in their own folder
+    assert sorted(p.name for p in (tmp_path / "new/renders/episode01/previz").glob("s0?0.*")) == [
+        "s010.control.png", "s010.json", "s010.masks.npz", "s010.openpose.json", "s010.png", "s020.control.mp4",
+        "s020.json", "s020.masks.npz", "s020.mp4", "s020.openpose.json", "s020.poster.png", "s030.control.png",
+        "s030.json", "s030.masks.npz", "s030.openpose.json", "s030.png"]
     result = runner.invoke(app, ["init", str(tmp_path / "new")])
     assert result.exit_code == 1 and "is not empty" in result.stderr

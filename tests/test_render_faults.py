@@ -127,7 +127,7 @@ def test_a_file_size_limit_fails_the_clip_only_and_the_next_run_renders_it(tmp_p
     err = " ".join(proc.stderr.split())
     assert "SIGXFSZ (file-size limit exceeded)" in err and "s020" in err, err
     assert final_files(out) == {"ep/s010.png", "ep/s010.control.png", "ep/s010.masks.npz", "ep/s010.json",
-                                "manifest.json"}
+                                "ep/s010.openpose.json", "manifest.json"}
     again = render(root)
     assert again.exit_code == 0, again.output
     assert "rendered: ep/s020" in again.stdout and "cached: ep/s010" in again.stdout
@@ -148,7 +148,7 @@ def test_an_encoder_killed_mid_batch_fails_its_shot_only_and_is_rendered_next_ti
     assert result.exit_code == 3
     assert "ep/s020" in result.stderr and "killed by SIGKILL" in result.stderr
     assert final_files(root / "renders") == {"ep/s010.png", "ep/s010.control.png", "ep/s010.masks.npz",
-                                             "ep/s010.json", "manifest.json"}
+                                             "ep/s010.json", "ep/s010.openpose.json", "manifest.json"}
     monkeypatch.undo()
     again = render(root)
     assert again.exit_code == 0 and "rendered: ep/s020 " in again.stdout and "cached: ep/s010" in again.stdout

@@ -25,7 +25,8 @@ def _render(root, monkeypatch):
 def test_masks_are_written_next_to_outputs(tmp_path, monkeypatch):
     root = make_project(tmp_path / "p", SHOTS)
     assert _render(root, monkeypatch).exit_code == 0
-    with np.load(root / "renders/ep/s010.masks.npz") as data:
+    # --engine puppet on a previz project: its own folder (two engines never overwrite each other)
+    with np.load(root / "renders/ep/puppet/s010.masks.npz") as data:
         assert list(data["names"]) == ["ann"] and data["masks"].shape == (1, 1, 192, 256)
         assert data["masks"].mean() > 0.01
 

@@ -116,7 +116,7 @@ def test_mp4_duration_timecode_and_audio(project, monkeypatch):
 
 def test_png_sequence_is_the_rendered_pixels_resampled(project, monkeypatch):
     out = project / "review" / "seq"
-    result = _invoke(project, monkeypatch, "animatic", "shots/ep.yaml", "-o", str(out), "-f", "png",
+    result = _invoke(project, monkeypatch, "animatic", "shots/ep.yaml", "--file", str(out), "-f", "png",
                      "--fps", "24", "--clean", "--slate", "0.25")
     assert result.exit_code == 0, result.output
     files = sorted(out.glob("*.png"))
@@ -137,6 +137,32 @@ def test_png_sequence_is_the_rendered_pixels_resampled(project, monkeypatch):
     shown = [frame(first + j) for j in range(24)]
     for j, f in enumerate(shown):
         assert np.array_equal(f, src[j // 2]), j
+
+
+def test_exr_sequence_is_the_png_sequence_in_linear_light(project, monkeypatch):
+    """-f exr: the same frames as -f png, each linearised (sRGB -> linear) as half floats; read
+    back with OpenEXR and taken back to sRGB they are the PNG frames to within one level."""
+    exr = pytest.importorskip("OpenEXR")
+    from PIL import Image
+
+    from cinekit.studio.exr import linear_to_srgb, srgb_to_linear
+
+    out, png = project / "review" / "exr", project / "review" / "png-for-exr"
+    for fmt, folder in (("exr", out), ("png", png)):
+        result = _invoke(project, monkeypatch, "animatic", "shots/ep.yaml", "--file", str(folder), "-f", fmt,
+                         "--fps", "8", "--clean")
+        assert result.exit_code == 0, result.output
+    files, pngs = sorted(out.glob("*.exr")), sorted(png.glob("*.png"))
+    assert len(files) == len(pngs) == round(SECONDS * 8) and (out / "audio.wav").is_file()
+    for i in (0, len(files) // 2, len(files) - 1):
+        with exr.File(str(files[i])) as f:
+            rgb = f.channels()["RGB"].pixels
+        want = np.asarray(Image.open(pngs[i]).convert("RGB"))
+        assert rgb.dtype == np.float16 and rgb.shape == want.shape
+        assert np.abs(linear_to_srgb(rgb).astype(int) - want).max() <= 1
+        # linear light, not the sRGB values copied: sRGB 235 (the background) is 0.83, not 0.92
+        assert np.allclose(rgb.astype(np.float32), srgb_to_linear(want), atol=1e-3)
+        assert float(rgb.mean()) < want.mean() / 255 - 0.03
 
 
 def test_prores_when_ffmpeg_has_it(project, monkeypatch):
@@ -215,3 +241,13 @@ def test_list_soundtrack_plays_from_the_first_frame(project, monkeypatch):
     assert rms(0.1, HOLD - 0.1) > 3000                     # under the still: only the soundtrack
     assert rms(HOLD + 1.6, SECONDS - 0.1) < 50             # both over: the tone is 3 s, s020's ended
     assert abs(len(pcm) / 8000 - SECONDS) < 0.1
+
+
+def test_exr_without_openexr_names_the_package(monkeypatch, tmp_path):
+    from cinekit.errors import CinekitError
+    from cinekit.studio.exr import write_exr
+
+    monkeypatch.setitem(sys.modules, "OpenEXR", None)   # as if openexr were not installed
+    with pytest.raises(CinekitError) as err:
+        write_exr(tmp_path / "f.exr", np.zeros((4, 4, 3), np.uint8))
+    assert err.value.exit_code == 3 and err.value.hint == "pip install openexr"

@@ -84,7 +84,8 @@ class CinekitGroup(TyperGroup):
             ctx.exit(3)
 
 
-app = typer.Typer(cls=CinekitGroup, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+# add_completion: `cinekit --install-completion` / `--show-completion` (bash, zsh, fish, PowerShell; docs/cli.md).
+app = typer.Typer(cls=CinekitGroup, no_args_is_help=True, add_completion=True, pretty_exceptions_enable=False,
                   help="cinekit: the same character in every panel and every frame.")
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from cinekit.cli.options import project_opt
 from cinekit.cli.ui import console
 
 app = typer.Typer(no_args_is_help=True, help="Model sets for the diffusers engines: verify them, or write a tiny test set.")
@@ -40,7 +41,7 @@ def _problems(root: Path, config, doc, allow_pickle: bool):
 
 
 @app.command()
-def check(project: Path = typer.Option(None, help="Project folder (default: the current one)."),
+def check(project: Path = project_opt(),
           allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Accept .ckpt/.bin/.pt files (pickle: unsafe).")):
     """Verify every model set: paths, formats, architectures, and what the shots need (no model is run)."""
     from rich.table import Table

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from cinekit.cli.options import alias, file_opt, hidden, project_opt
 from cinekit.cli.ui import console
 from cinekit.errors import UserError
 
@@ -22,7 +23,7 @@ def _project_pose_dir(project: Path | None) -> list[Path]:
 
 
 @app.command("list")
-def list_poses(project: Path = typer.Option(None, help="Project folder (default: the current one, if any).")):
+def list_poses(project: Path = project_opt()):
     """Every named pose and stored motion."""
     from cinekit.pose.library import load_library
 
@@ -53,9 +54,9 @@ def _list_verbs(library) -> None:
 
 
 @app.command()
-def show(name: str, out: Path = typer.Option(..., "--out", "-o", help="PNG to write."),
+def show(name: str, file: Path = file_opt("PNG to write."), old_out: Path = hidden("--out", "-o"),
          size: int = typer.Option(512, help="Image size in pixels (square)."),
-         project: Path = typer.Option(None, help="Project folder (default: the current one, if any).")):
+         project: Path = project_opt()):
     """Draw a pose (OpenPose colours) to a PNG."""
     import numpy as np
 
@@ -65,6 +66,9 @@ def show(name: str, out: Path = typer.Option(..., "--out", "-o", help="PNG to wr
     from cinekit.render.writers import write_png
     from cinekit.spec.diagnose import suggest
 
+    out = alias(file, old_out, "--out", "--file")
+    if out is None:
+        raise typer.BadParameter("give the PNG to write", param_hint="--file")
     library = load_library(_project_pose_dir(project))
     if name not in library:
         raise UserError(f"unknown pose {name!r}", hint=suggest(name, library) or "see `cinekit poses list`")
@@ -106,7 +110,7 @@ def import_pose(file: Path = typer.Argument(..., help="BVH, OpenPose JSON (or a 
                 detect: bool = typer.Option(None, "--detect/--skeleton",
                                             help="The video is footage of a person (detect its pose) / a rendered "
                                                  "skeleton video. Default: judged from its first frame."),
-                project: Path = typer.Option(None, help="Project folder (default: the current one).")):
+                project: Path = project_opt()):
     """Store a pose or a motion in the project's poses/ folder."""
     import numpy as np
 

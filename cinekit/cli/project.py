@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from cinekit.cli.options import project_opt
 from cinekit.cli.ui import console, err_console, print_problems
 from cinekit.errors import SpecError, UserError
 
@@ -34,12 +35,15 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def check(
         path: Path = typer.Argument(None, help="Project folder, cinekit.yaml, or a shot list (default: .)"),
-        allow_outside_paths: bool = typer.Option(False, help="Let YAML paths point outside the project."),
-        allow_pickle: bool = typer.Option(False, help="Accept pickle model files (.ckpt/.bin/.pt): unsafe."),
+        project_dir: Path = project_opt(),
+        allow_outside_paths: bool = typer.Option(False, "--allow-outside-paths",
+                                                 help="Let YAML paths point outside the project."),
+        allow_pickle: bool = typer.Option(False, "--allow-pickle",
+                                          help="Accept pickle model files (.ckpt/.bin/.pt): unsafe."),
     ):
         """Validate every file of the project; report every problem as path:line:col."""
         start = time.perf_counter()
-        target, lists = split_target(path)
+        target, lists = split_target(path or project_dir)
         try:
             project = load(target, lists, allow_outside_paths, allow_pickle)
         except SpecError as exc:

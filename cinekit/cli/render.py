@@ -141,7 +141,8 @@ def _run(targets: list[Path], *, kind: str | None, shot_ids: list[str], engine: 
         raise typer.Exit(max(o.exit_code for o in failed))
 
 
-def _reproduce(output: Path, *, out: Path | None, allow_outside_paths: bool, allow_pickle: bool, device: str) -> None:
+def _reproduce(output: Path, *, out: Path | None, allow_outside_paths: bool, allow_pickle: bool, device: str,
+               project: Path | None = None) -> None:
     from cinekit.render.reproduce import find_sidecar, reproduce
     from cinekit.spec.project import find_root
 
@@ -150,7 +151,7 @@ def _reproduce(output: Path, *, out: Path | None, allow_outside_paths: bool, all
         raise UserError(f"{output}: no such file or folder")
     find_sidecar(output)
     try:
-        root = find_root(Path("."))
+        root = find_root(Path(project or "."))
     except UserError:
         root = find_root(output)
     project = load(root, None, allow_outside_paths, allow_pickle)
@@ -171,12 +172,14 @@ def _reproduce(output: Path, *, out: Path | None, allow_outside_paths: bool, all
 
 
 def register(app: typer.Typer) -> None:
+    from cinekit.cli.options import alias, hidden, project_opt
+
     shot_opt = typer.Option(None, "--shot", "-s", help="Only this shot id (repeatable).")
     engine_opt = typer.Option(None, "--engine", "-e", help="Engine for every shot: previz | puppet | diffusers.")
     out_opt = typer.Option(None, "--out", "-o", help="Output folder (default: `output` of cinekit.yaml).")
     force_opt = typer.Option(False, "--force", help="Render even up-to-date shots; overwrite files cinekit did not write.")
-    outside_opt = typer.Option(False, help="Let YAML paths point outside the project.")
-    pickle_opt = typer.Option(False, help="Accept pickle model files (.ckpt/.bin/.pt): unsafe.")
+    outside_opt = typer.Option(False, "--allow-outside-paths", help="Let YAML paths point outside the project.")
+    pickle_opt = typer.Option(False, "--allow-pickle", help="Accept pickle model files (.ckpt/.bin/.pt): unsafe.")
     device_opt = typer.Option("auto", help="auto | cpu | cuda | cuda:N | mps")
     ci_opt = typer.Option(False, "--ci", help="Plain log lines, no progress bars.")
     fail_fast_opt = typer.Option(False, "--fail-fast", help="Stop at the first failing shot (default: render the "
@@ -184,29 +187,29 @@ def register(app: typer.Typer) -> None:
     wait_opt = typer.Option(False, "--wait", help="If another render holds the output folder, wait for it.")
 
     @app.command()
-    def still(shotlist: Path = typer.Argument(..., help="Shot list YAML (or the project folder)."),
-              shot: list[str] = shot_opt, engine: str = engine_opt, out: Path = out_opt, force: bool = force_opt,
+    def still(shotlist: Path = typer.Argument(None, help="Shot list YAML (default: every list of the project)."),
+              project: Path = project_opt(), shot: list[str] = shot_opt, engine: str = engine_opt, out: Path = out_opt, force: bool = force_opt,
               allow_outside_paths: bool = outside_opt, allow_pickle: bool = pickle_opt, device: str = device_opt,
               ci: bool = ci_opt, fail_fast: bool = fail_fast_opt, wait: bool = wait_opt):
         """Render storyboard panels (the list's still shots) as PNG."""
-        _run([shotlist], kind="still", shot_ids=shot, engine=engine, out=out, fmt="mp4", force=force,
+        _run([shotlist or project or Path(".")], kind="still", shot_ids=shot, engine=engine, out=out, fmt="mp4", force=force,
              fail_fast=fail_fast, ci=ci, allow_outside_paths=allow_outside_paths, allow_pickle=allow_pickle,
              device=device, wait=wait)
 
     @app.command()
-    def shot(shotlist: Path = typer.Argument(..., help="Shot list YAML (or the project folder)."),
-             shot: list[str] = shot_opt, engine: str = engine_opt, out: Path = out_opt,
+    def shot(shotlist: Path = typer.Argument(None, help="Shot list YAML (default: every list of the project)."),
+             project: Path = project_opt(), shot: list[str] = shot_opt, engine: str = engine_opt, out: Path = out_opt,
              format: str = typer.Option("mp4", "--format", "-f", help="mp4 | gif | png (a folder of frames)."),
              force: bool = force_opt, allow_outside_paths: bool = outside_opt, allow_pickle: bool = pickle_opt,
              device: str = device_opt, ci: bool = ci_opt, fail_fast: bool = fail_fast_opt, wait: bool = wait_opt):
         """Render animated clips (the list's clip shots)."""
-        _run([shotlist], kind="clip", shot_ids=shot, engine=engine, out=out, fmt=format, force=force,
+        _run([shotlist or project or Path(".")], kind="clip", shot_ids=shot, engine=engine, out=out, fmt=format, force=force,
              fail_fast=fail_fast, ci=ci, allow_outside_paths=allow_outside_paths, allow_pickle=allow_pickle,
              device=device, wait=wait)
 
     @app.command()
     def render(shotlists: list[Path] = typer.Argument(None, help="Shot lists (default: every shots/*.yaml)."),
-               shot: list[str] = typer.Option(None, "--only", help="Only this shot id (repeatable)."),
+               project: Path = project_opt(), shot: list[str] = shot_opt, only: list[str] = hidden("--only"),
                engine: str = engine_opt, out: Path = out_opt,
                format: str = typer.Option("mp4", "--format", "-f", help="Clip format: mp4 | gif | png."),
                force: bool = force_opt, allow_outside_paths: bool = outside_opt, allow_pickle: bool = pickle_opt,
@@ -218,10 +221,11 @@ def register(app: typer.Typer) -> None:
                reproduce: Path = typer.Option(None, "--reproduce", help="Re-render OUTPUT from its sidecar record "
                                               "and report whether the bytes match (--out keeps the new files).")):
         """Render every shot (stills and clips) of the shot lists; skip what is up to date."""
+        shot = alias(shot, only, "--only", "--shot")
         if reproduce is not None:
             _reproduce(reproduce, out=out, allow_outside_paths=allow_outside_paths, allow_pickle=allow_pickle,
-                       device=device)
+                       device=device, project=project)
             return
-        _run(list(shotlists or []), kind=None, shot_ids=shot, engine=engine, out=out, fmt=format, force=force,
+        _run(list(shotlists or [project or Path(".")]), kind=None, shot_ids=shot, engine=engine, out=out, fmt=format, force=force,
              fail_fast=fail_fast, ci=ci, allow_outside_paths=allow_outside_paths, allow_pickle=allow_pickle,
              device=device, dry_run=dry_run, junit=junit, executor=executor, address=address, wait=wait)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from cinekit.cli.options import project_opt
+
 
 def _character_file(root: Path, name: str) -> Path:
     """``characters/*.yaml`` whose ``name:`` is ``name`` (the file name need not match)."""
@@ -64,7 +66,7 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(None, "--out", "-o", help="PNG of the rig over the art "
                                  "(default: <output>/rigs/NAME.png)."),
         dry_run: bool = typer.Option(False, "--dry-run", help="Only report and draw; leave the YAML as it is."),
-        project: Path = typer.Option(Path("."), help="Project folder."),
+        project: Path = project_opt(),
     ):
         """A character's rig: `--auto` proposes one on its first reference, for you to adjust."""
         from cinekit.capture import mediapipe_graphs
@@ -76,7 +78,7 @@ def register(app: typer.Typer) -> None:
         if not auto:
             raise typer.BadParameter("only --auto is available: it proposes a rig for you to adjust", param_hint="--auto")
         mediapipe_graphs.require("`cinekit rig --auto`")
-        root = find_root(project)
+        root = find_root(project or Path("."))
         char_file = _character_file(root, name)
         image = _first_reference(char_file)
         proposal = propose(image)

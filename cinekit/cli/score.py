@@ -27,6 +27,8 @@ def _project_or_none(path: Path):
 
 
 def register(app: typer.Typer) -> None:
+    from cinekit.cli.options import file_opt, hidden, out_opt, project_opt
+
     @app.command()
     def score(
         outputs: list[Path] = typer.Argument(..., help="Rendered PNG / GIF / MP4 files or PNG-frame folders."),
@@ -34,6 +36,7 @@ def register(app: typer.Typer) -> None:
         mask: Path = typer.Option(None, "--mask", help="Mask image of the region to score (white = region)."),
         reference: Path = typer.Option(None, "--reference", help="Reference image (RGBA) for files outside a project."),
         as_json: bool = typer.Option(False, "--json", help="Print the scores as JSON."),
+        project_dir: Path = project_opt(),
     ):
         """Palette ΔE, identity similarity, flicker and warping error of outputs, checked against `gates:`."""
         from cinekit.cli.ui import console
@@ -42,7 +45,7 @@ def register(app: typer.Typer) -> None:
 
         if mask is not None and not mask.is_file():
             raise UserError(f"{mask}: mask not found")
-        project = None if reference is not None else _project_or_none(outputs[0])
+        project = None if reference is not None else _project_or_none(project_dir or outputs[0])
         if character and project is None and reference is None:
             raise UserError(f"--character {character}: no cinekit.yaml here or above {outputs[0]}",
                             hint="run inside the project, or pass --reference IMAGE")
@@ -81,20 +84,72 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def report(
-        project_dir: Path = typer.Argument(Path("."), help="Project folder (default: .)."),
-        out: Path = typer.Option(None, "--out", "-o", help="Page to write (default: <output>/report.html)."),
+        project_arg: Path = typer.Argument(None, help="Project folder (default: .; same as --project)."),
+        project_dir: Path = project_opt(),
+        out: Path = out_opt("Output folder whose renders the page shows (default: `output` of cinekit.yaml)."),
+        page: Path = file_opt("Page to write (default: <out>/report.html)."),
+        old_page: Path = hidden("--page"),
+        compare: list[Path] = typer.Option(None, "--compare",
+                                           help="Another output folder: its renders are the B side of the A/B compare."),
         no_scores: bool = typer.Option(False, "--no-scores", help="Skip scoring (faster; no colours, no gallery)."),
+        ci: bool = typer.Option(False, "--ci", help="Plain output: no progress bar."),
     ):
         """Write a static review page of every shot list plus a contact sheet PNG per list."""
+        import sys
+
+        from rich.markup import escape
+
+        from cinekit.cli.options import alias, split_out
         from cinekit.cli.project import load
-        from cinekit.cli.ui import console
+        from cinekit.cli.ui import console, err_console
+        from cinekit.errors import UserError
         from cinekit.score.report import build_report
 
-        project = load(project_dir)
-        rep = build_report(project, out, scores=not no_scores)
+        project = load(project_arg or project_dir or Path("."))
+        page = alias(page, old_page, "--page", "--file")
+        out, page = split_out(out, page)   # before 0.2, --out named the page; it now names the output folder
+        for folder in [out, *(compare or [])]:
+            if folder is not None and not folder.is_dir():
+                raise UserError(f"{folder}: no such output folder", hint="give a folder `cinekit render --out` wrote")
+        plain = ci or not sys.stderr.isatty()
+        bars = task = None
+        if not plain:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            bars = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                            console=err_console(), transient=True)
+            task = bars.add_task("collecting renders", total=None)
+            bars.start()
+
+        def progress(done: int, total: int, what: str) -> None:
+            if bars is not None:
+                bars.update(task, completed=done, total=total, description=what)
+
+        try:
+            rep = build_report(project, page, scores=not no_scores, out_dir=out, compare=tuple(compare or ()),
+                               progress=progress)
+        finally:
+            if bars is not None:
+                bars.stop()
         con = console()
         con.print(f"review page: {rep.html}")
         for sheet in rep.contact_sheets:
             con.print(f"contact sheet: {sheet}")
+        from cinekit.score.report import WARNING_KINDS
+
+        kinds: dict[str, list[str]] = {}
+        for w in rep.warnings:
+            kinds.setdefault(getattr(w, "kind", "other"), []).append(str(w))
+        for kind, items in kinds.items():
+            con.print(f"[yellow]{escape(kind)}[/] ({len(items)}): {escape(WARNING_KINDS.get(kind, ''))}", highlight=False)
+            for text in items:
+                con.print(f"  - {escape(text)}", highlight=False, soft_wrap=True)
         failed = rep.failed_gates
-        con.print(f"{len(rep.shots)} shot(s), {len(rep.warnings)} warning(s), {len(failed)} failed gate(s)")
+        con.print(f"{len(rep.shots)} shot(s), {len(rep.failing_shots)} failing gates, {len(rep.warnings)} warning(s), "
+                  f"{len(failed)} failed gate(s)")

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from cinekit.cli.options import project_opt
+
 
 class _Bar:
     """A rich progress bar with the loss (plain lines when not a terminal)."""
@@ -71,7 +73,7 @@ def register(app: typer.Typer) -> None:
         restart: bool = typer.Option(False, "--restart", help="Ignore a checkpoint of an earlier run."),
         grad_checkpointing: bool = typer.Option(None, "--grad-checkpointing/--no-grad-checkpointing",
                                                 help="Recompute activations in the backward pass (default: on CUDA)."),
-        project: Path = typer.Option(Path("."), help="Project folder."),
+        project: Path = project_opt(),
         device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N | mps"),
         ci: bool = typer.Option(False, "--ci", help="Plain progress lines."),
         stop_after: int = typer.Option(None, "--stop-after", hidden=True, help="Stop after N steps (tests)."),
@@ -83,7 +85,7 @@ def register(app: typer.Typer) -> None:
         from cinekit.train.plan import CONV_TARGETS, TARGETS, TrainOptions
         from cinekit.train.run import train as run
 
-        proj = load(project)
+        proj = load(project or Path("."))
         runtime = Runtime.for_project(proj, device=device)
         options = TrainOptions(steps=steps, rank=rank, lr=lr if lr is not None else (5e-3 if embedding else 1e-4),
                                batch=batch, size=size, seed=seed, variants=variants, puppet_poses=poses, prior=prior,

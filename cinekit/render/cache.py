@@ -127,12 +127,15 @@ def file_sha256(path: Path) -> str:
 
 # --------------------------------------------------------------------------- inputs
 def _rel(project, path: Path | str) -> str:
-    """Project-relative POSIX path when inside the project, else the absolute path."""
+    """Project-relative POSIX path (``../`` when outside the project: no record names the
+    user's machine layout)."""
     p = Path(path)
     try:
         return p.resolve().relative_to(project.root).as_posix()
     except ValueError:
-        return str(p)
+        from cinekit.render.interop import relpath
+
+        return relpath(p, project.root)
 
 
 def character_files(spec, spec_path: Path) -> list[Path]:

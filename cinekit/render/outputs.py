@@ -76,7 +76,8 @@ def _remove(path: Path) -> None:
 
 def write_result(out_dir: Path, job: Job, result: RenderResult | FrameStream, fmt: str = "mp4", *,
                  engine_version: str = "", extra_record: dict[str, Any] | None = None, force: bool = False,
-                 key: KeyInfo | None = None, owned: Iterable[str] = (), clean_temps: bool = True) -> dict[str, Any]:
+                 key: KeyInfo | None = None, owned: Iterable[str] = (), clean_temps: bool = True,
+                 root: Path | None = None, model_hash: str | None = None) -> dict[str, Any]:
     """Write the main output, the extras, a poster (clips), the masks and the sidecar; return the record.
 
     ``result`` is a whole ``RenderResult`` or a ``FrameStream``: frames are encoded as they come
@@ -95,7 +96,14 @@ def write_result(out_dir: Path, job: Job, result: RenderResult | FrameStream, fm
     The record embedded in the files (PNG text chunk) holds only what decides the bytes (job,
     engine, format, key): two renders of one job give the same bytes. Timings and other
     ``extra_record`` entries go to the sidecar only.
+
+    ``root`` (the project folder): every absolute path of the records is written relative to it
+    (``interop.portable``), so no output carries the user's machine layout. Main PNGs also carry
+    A1111's ``parameters`` text (``model_hash``: its "Model hash"), and ``<id>.openpose.json``
+    holds every frame's pose in the OpenPose-editor format.
     """
+    from cinekit.render import interop
+
     keep = mask_frames(job)
     stream = stream_of(result, keep) if isinstance(result, RenderResult) else result
     if isinstance(result, RenderResult) and result.frames.shape != (job.frames, job.height, job.width, 3):
@@ -107,6 +115,8 @@ def write_result(out_dir: Path, job: Job, result: RenderResult | FrameStream, fm
         paths[name] = _extra_path(stem, name, job.kind, fmt)
     if job.kind == "clip":
         paths["poster"] = stem.with_name(f"{stem.name}.poster.png")
+    if job.characters:
+        paths["openpose"] = stem.with_name(f"{stem.name}.openpose.json")
     if stream.masks and job.characters:
         from cinekit.score.regions import masks_path
 
@@ -119,7 +129,7 @@ def write_result(out_dir: Path, job: Job, result: RenderResult | FrameStream, fm
 
     record = {
         writers.METADATA_KEY: __version__,
-        "job": job.to_record(),
+        "job": interop.portable(job.to_record(), root),
         "engine": {"name": job.engine, "version": engine_version},
         "format": fmt if job.kind == "clip" else "png",
     }
@@ -134,12 +144,15 @@ def write_result(out_dir: Path, job: Job, result: RenderResult | FrameStream, fm
     sidecar.unlink(missing_ok=True)
     started = time.perf_counter()
     try:
-        engine_s = _write_frames(job, stream, paths, fmt, record, keep)
+        parameters = interop.a1111_parameters(job, stream.info, model_hash)
+        engine_s = _write_frames(job, stream, paths, fmt, record, keep, parameters)
+        if "openpose" in paths:
+            interop.write_openpose(paths["openpose"], job)
         if stream.info:
-            record["info"] = stream.info
-        sidecar_record = {**record, **(extra_record or {})}
+            record["info"] = interop.portable(stream.info, root)
+        sidecar_record = {**record, **interop.portable(extra_record or {}, root)}
         if key is not None:
-            sidecar_record["key_parts"] = key.parts
+            sidecar_record["key_parts"] = interop.portable(key.parts, root)
         sidecar_record["files"] = {p.name: output_sha256(p) for p in paths.values()}
         sidecar_record["stat"] = {p.name: stat_signature(p) for p in paths.values()}
         sidecar_record["outputs"] = {k: p.name for k, p in paths.items()}
@@ -161,10 +174,10 @@ def write_result(out_dir: Path, job: Job, result: RenderResult | FrameStream, fm
 
 
 def _write_frames(job: Job, stream: FrameStream, paths: dict[str, Path], fmt: str, record: dict,
-                  keep: frozenset[int]) -> float:
+                  keep: frozenset[int], parameters: str | None = None) -> float:
     """Pull every frame from ``stream`` into one sink per output; return the seconds spent in the engine."""
-    sinks = {name: writers.open_sink(path, job.kind, fmt, job.fps, record)
-             for name, path in paths.items() if name not in ("poster", "masks")}
+    sinks = {name: writers.open_sink(path, job.kind, fmt, job.fps, record, parameters if name == "main" else None)
+             for name, path in paths.items() if name not in ("poster", "masks", "openpose")}
     poster_at, poster = job.frames // 2, None
     kept: list[np.ndarray] = []
     names = [c.name for c in job.characters]
@@ -203,7 +216,7 @@ def _write_frames(job: Job, stream: FrameStream, paths: dict[str, Path], fmt: st
             sink.abort()
         raise
     if poster is not None:
-        writers.write_png(paths["poster"], poster, record)
+        writers.write_png(paths["poster"], poster, record, parameters)
     if "masks" in paths:
         from cinekit.score.regions import write_masks
 

@@ -78,6 +78,12 @@ def position_track(pose, start: float, frames: int, fps: float) -> np.ndarray:
     return out - start
 
 
+def output_stem(list_stem: str, shot_id: str, engine: str, own_engine: str) -> str:
+    """``<list>/<id>`` for the shot's own engine; ``<list>/<engine>/<id>`` when ``--engine`` renders it
+    with another, so renders of two engines sit side by side (the review page compares them)."""
+    return f"{list_stem}/{shot_id}" if engine == own_engine else f"{list_stem}/{engine}/{shot_id}"
+
+
 class Planner:
     """Builds jobs for one project; caches what several shots share (library, rigs, motion files)."""
 
@@ -260,7 +266,8 @@ class Planner:
         width, height = pick("size")
         fps = float(pick("fps"))
         frames = 1 if shot.kind == "still" else max(1, round(shot.duration * fps))
-        engine = self.engine_override or shot.engine or d.engine or getattr(cfg.engines, shot.kind)
+        own_engine = shot.engine or d.engine or getattr(cfg.engines, shot.kind)
+        engine = self.engine_override or own_engine
         model = shot.model or d.model or (next(iter(cfg.models)) if len(cfg.models) == 1 else None)
         if not engine_uses_models(engine):
             model = None  # a weight-free engine's output never depends on the diffusion weights
@@ -324,7 +331,7 @@ class Planner:
             prompt=substitute_prompt(shot.prompt, self.project.characters),
             negative=", ".join(n for n in negatives if n),
             characters=tuple(characters), pose=pose.astype(np.float64),
-            output=f"{list_path.stem}/{shot.id}", background=background,
+            output=output_stem(list_path.stem, shot.id, engine, own_engine), background=background,
             camera=camera if isinstance(camera, str) else "custom", model=model,
             refine=shot.refine, raw_prompt=shot.prompt, options=options,
         )

@@ -48,8 +48,10 @@ def find_sidecar(output: Path) -> Path:
                     hint="--reproduce takes a file written by `cinekit render` (its <id>.json must be there)")
 
 
-def job_from_record(record: dict[str, Any]) -> Job:
-    """Rebuild the Job a sidecar records (the pose track included, checked against its digest)."""
+def job_from_record(record: dict[str, Any], root: Path | None = None) -> Job:
+    """Rebuild the Job a sidecar records (the pose track included, checked against its digest);
+    the record's project-relative paths are made absolute again under ``root``."""
+    from cinekit.render.interop import absolute
     from cinekit.render.run import decode_pose
 
     rec = dict(record["job"])
@@ -61,9 +63,12 @@ def job_from_record(record: dict[str, Any]) -> Job:
     if digest != rec["pose"]["sha256"]:
         raise UserError("the sidecar's pose track does not match its recorded digest (edited by hand?)")
     rec["pose"] = pose
-    rec["characters"] = tuple(JobCharacter(**c) for c in rec["characters"])
+    rec["characters"] = tuple(JobCharacter(**{**c, "spec_path": absolute(c["spec_path"], root)})
+                              for c in rec["characters"])
     if isinstance(rec.get("background"), list):
         rec["background"] = tuple(rec["background"])
+    elif isinstance(rec.get("background"), str):
+        rec["background"] = absolute(rec["background"], root)
     return Job(**rec)
 
 
@@ -75,7 +80,8 @@ def reproduce(runtime, output: Path, keep: Path | None = None) -> Reproduction:
 
     sidecar = find_sidecar(output)
     record = cache.read_sidecar(sidecar)
-    job = job_from_record(record)
+    root = runtime.project.root
+    job = job_from_record(record, root)
     rep = Reproduction(Path(output), sidecar)
     parts = record.get("key_parts") or {}
     now = cache.job_inputs(runtime.project, job, cache.FileDigests()) if all(
@@ -87,8 +93,11 @@ def reproduce(runtime, output: Path, keep: Path | None = None) -> Reproduction:
     engine = create_engine(job.engine, runtime)
     result = render_one(engine, job)
     key = cache.KeyInfo(record["key"], parts) if record.get("key") else None
+    from cinekit.render.interop import model_hash
+
     new = write_result(folder, job, result, record.get("format", "mp4"), engine_version=str(engine.version),
-                       key=key, force=True)
+                       key=key, force=True, root=root,
+                       model_hash=model_hash(runtime.project, job, parts.get("inputs") or {}))
     for name, sha in record["files"].items():
         rep.files[name] = (sha, new["files"].get(name, "missing"))
     if keep:

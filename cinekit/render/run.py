@@ -26,6 +26,7 @@ from cinekit.errors import CinekitError
 from cinekit.job import Job
 from cinekit.render import cache
 from cinekit.render.executors import Task, describe_exception, group_tasks
+from cinekit.render.interop import model_hash
 from cinekit.render.outputs import write_result
 from cinekit.render.writers import sidecar_path
 
@@ -82,8 +83,9 @@ class _Committer:
 
     def __init__(self, out_dir: Path, fmt: str, force: bool, fail_fast: bool, progress: Progress, total: int,
                  keys: dict[int, cache.KeyInfo], reasons: dict[int, str], manifest, debug: bool,
-                 clean_temps: bool = True):
+                 clean_temps: bool = True, project=None):
         self.out_dir, self.fmt, self.force, self.fail_fast = out_dir, fmt, force, fail_fast
+        self.project = project  # its root makes the records' paths relative
         self.progress, self.total, self.keys, self.reasons = progress, total, keys, reasons
         self.manifest, self.debug, self.clean_temps = manifest, debug, clean_temps
         self.outcomes: dict[int, Outcome] = {}
@@ -120,9 +122,12 @@ class _Committer:
             extra = {"timings": {"render_s": round(seconds, 4)},
                      "rendered_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                      "pose_track": encode_pose(job.pose)}
+            key = self.keys.get(task.index)
             record = write_result(self.out_dir, job, result, self.fmt, engine_version=engine_version,
-                                  force=self.force, key=self.keys.get(task.index), extra_record=extra,
-                                  owned=self._owned(job), clean_temps=self.clean_temps)
+                                  force=self.force, key=key, extra_record=extra,
+                                  owned=self._owned(job), clean_temps=self.clean_temps,
+                                  root=getattr(self.project, "root", None),
+                                  model_hash=model_hash(self.project, job, key.parts.get("inputs", {}) if key else {}))
         except CinekitError as exc:
             return self._finish(task, Outcome(job, "failed", seconds + time.perf_counter() - start,
                                               error=exc.format(), exit_code=exc.exit_code, reason=reason))
@@ -178,7 +183,8 @@ def render_jobs(runtime, jobs: list[Job], out_dir: Path, fmt: str = "mp4", *, fo
     progress = progress or Progress()
     out_dir = Path(out_dir)
     committer = _Committer(out_dir, fmt, force, fail_fast, progress, len(jobs), keys or {}, reasons or {},
-                           manifest, bool(getattr(runtime, "debug", False)), clean_temps)
+                           manifest, bool(getattr(runtime, "debug", False)), clean_temps,
+                           getattr(runtime, "project", None))
     tasks = []
     for i, job in enumerate(jobs):
         if should_skip is not None and should_skip(job):

@@ -18,6 +18,7 @@ import numpy as np
 
 from cinekit.errors import UserError
 from cinekit.job import Job
+from cinekit.render.interop import portable
 
 VIEWS = (("front", "front view"), ("three_quarter", "three-quarter view"),
          ("side", "side view, profile"), ("back", "back view, from behind"))
@@ -152,7 +153,7 @@ def render_sheet(runtime, name: str, engine_name: str, out: Path, *, size=(384, 
             else:
                 engine.check_inputs(panel.job)
                 img = engine.render(panel.job).frames[0]
-                jobs.append(panel.job.to_record())
+                jobs.append(portable(panel.job.to_record(), project.root))  # no absolute paths in the PNG
             out_row.append((panel.label, img))
             done += 1
             if progress:

@@ -39,6 +39,7 @@ from cinekit.render.verify import (
 )
 
 METADATA_KEY = "cinekit"
+PARAMETERS_KEY = "parameters"  # AUTOMATIC1111's text chunk (cinekit.render.interop.a1111_parameters)
 
 
 def _umask() -> int:
@@ -152,8 +153,8 @@ def ensure_writable(path: Path, force: bool = False, owned: Iterable[str] = ()) 
 class PngSink:
     """A still: exactly one frame, PNG with the job record in a text chunk."""
 
-    def __init__(self, path: Path, record: dict[str, Any] | None = None):
-        self.path, self.record, self.frame = Path(path), record, None
+    def __init__(self, path: Path, record: dict[str, Any] | None = None, parameters: str | None = None):
+        self.path, self.record, self.frame, self.parameters = Path(path), record, None, parameters
 
     def add(self, frame: np.ndarray) -> None:
         if self.frame is not None:
@@ -163,7 +164,7 @@ class PngSink:
     def finish(self) -> None:
         if self.frame is None:
             raise EngineError(f"{self.path.name}: no frame to write")
-        write_png(self.path, self.frame, self.record)
+        write_png(self.path, self.frame, self.record, self.parameters)
 
     def abort(self) -> None:
         self.frame = None
@@ -229,15 +230,17 @@ class GifSink:
 class PngSequenceSink:
     """One PNG per frame, ``0000.png`` ...; the folder appears whole (renamed into place)."""
 
-    def __init__(self, folder: Path, record: dict[str, Any] | None = None):
-        self.folder, self.record, self.count = Path(folder), record, 0
+    def __init__(self, folder: Path, record: dict[str, Any] | None = None, parameters: str | None = None):
+        self.folder, self.record, self.count, self.parameters = Path(folder), record, 0, parameters
         try:
             self.tmp = temp_path(self.folder, folder=True)
         except OSError as exc:
             raise write_error(self.folder, exc) from None
 
     def add(self, frame: np.ndarray) -> None:
-        write_png(self.tmp / f"{self.count:04d}.png", frame, self.record if self.count == 0 else None)
+        first = self.count == 0
+        write_png(self.tmp / f"{self.count:04d}.png", frame, self.record if first else None,
+                  self.parameters if first else None)
         self.count += 1
 
     def finish(self) -> None:
@@ -257,15 +260,17 @@ class PngSequenceSink:
         discard(self.tmp)
 
 
-def open_sink(path: Path, kind: str, fmt: str, fps: float, record: dict[str, Any] | None = None):
-    """The sink that writes one output of a job (``kind`` still|clip, ``fmt`` mp4|gif|png)."""
+def open_sink(path: Path, kind: str, fmt: str, fps: float, record: dict[str, Any] | None = None,
+              parameters: str | None = None):
+    """The sink that writes one output of a job (``kind`` still|clip, ``fmt`` mp4|gif|png);
+    ``parameters``: the A1111 text its PNGs carry (main outputs only)."""
     if kind == "still":
-        return PngSink(path, record)
+        return PngSink(path, record, parameters)
     if fmt == "mp4":
         return Mp4Sink(path, fps)
     if fmt == "gif":
         return GifSink(path, fps)
-    return PngSequenceSink(path, record)
+    return PngSequenceSink(path, record, parameters)
 
 
 def _write_all(sink, frames: Iterable[np.ndarray]) -> None:
@@ -279,8 +284,10 @@ def _write_all(sink, frames: Iterable[np.ndarray]) -> None:
 
 
 # --------------------------------------------------------------------------- whole-array writers
-def write_png(path: Path, image: np.ndarray, record: dict[str, Any] | None = None) -> Path:
-    """``image`` (H, W, 3) uint8 -> PNG with the job record in a text chunk."""
+def write_png(path: Path, image: np.ndarray, record: dict[str, Any] | None = None,
+              parameters: str | None = None) -> Path:
+    """``image`` (H, W, 3) uint8 -> PNG with the job record in a text chunk (and, given
+    ``parameters``, A1111's ``parameters`` chunk, which other tools read)."""
     from PIL import Image
     from PIL.PngImagePlugin import PngInfo
 
@@ -288,6 +295,8 @@ def write_png(path: Path, image: np.ndarray, record: dict[str, Any] | None = Non
     info = PngInfo()
     if record is not None:
         info.add_text(METADATA_KEY, json.dumps(record, sort_keys=True))
+    if parameters is not None:
+        info.add_text(PARAMETERS_KEY, parameters)
     size = (image.shape[1], image.shape[0])
     with atomic_path(path, verify=lambda p: verify_png(p, size)) as tmp:
         Image.fromarray(image).save(tmp, format="PNG", pnginfo=info)

@@ -41,16 +41,24 @@ shots:
 """
 
 
+# The example characters' art and YAML, drawn by cinekit/scaffold/art.py and shipped as files
+# (drawing them takes seconds; copying, milliseconds). Regenerate: python -m cinekit.scaffold.art --write
+CHARACTERS = Path(__file__).resolve().parent / "characters"
+
+
 def scaffold(directory: Path) -> Path:
     """Create ``directory`` with cinekit.yaml, characters/ (art + rig) and shots/episode01.yaml."""
-    from cinekit.scaffold.art import write_characters
+    import shutil
 
     directory = Path(directory)
     if directory.exists() and any(directory.iterdir()):
         raise UserError(f"{directory} is not empty", hint="choose a new folder name")
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "cinekit.yaml").write_text(CONFIG)
-    write_characters(directory)
+    if not (CHARACTERS / "refs").is_dir():
+        raise UserError(f"the example art is missing from the installed package ({CHARACTERS.name}/)",
+                        hint="reinstall cinekit, or draw it: python -m cinekit.scaffold.art --write")
+    shutil.copytree(CHARACTERS, directory / "characters")
     (directory / "shots").mkdir()
     (directory / "shots" / "episode01.yaml").write_text(EPISODE)
     (directory / ".gitignore").write_text("renders/\n.cinekit-cache/\n")

@@ -14,7 +14,12 @@ The rig's COCO-18 joints are the very points the front view's limbs are drawn fr
 puppet engine cuts the art exactly at the joints. Front view: "right" is the character's
 right, i.e. the viewer's left (smaller x).
 
-Usage (from a project folder):  python -m cinekit.scaffold.art   (`cinekit init` calls it too)
+`cinekit init` does not draw: it copies the PNGs and YAMLs shipped in the package
+(``cinekit/scaffold/characters/``, drawing takes seconds). Whoever changes the drawing here
+regenerates them, and tests/test_scaffold_art.py checks that they equal what this script draws.
+
+Usage:  python -m cinekit.scaffold.art --write    regenerate the shipped copies in the package
+        python -m cinekit.scaffold.art            draw into the project in the current folder
 """
 
 from __future__ import annotations
@@ -841,5 +846,10 @@ def write_characters(root: Path = ROOT, verbose: bool = False) -> list[Path]:
     return written
 
 
+SHIPPED = Path(__file__).resolve().parent  # write_characters(SHIPPED) -> SHIPPED/characters/...
+
+
 if __name__ == "__main__":
-    write_characters(Path.cwd(), verbose=True)
+    import sys
+
+    write_characters(SHIPPED if "--write" in sys.argv[1:] else Path.cwd(), verbose=True)

@@ -1,31 +1,64 @@
 """`cinekit report`: a static review page of the whole project, plus a contact sheet per shot list.
 
-The page is one HTML file with inline CSS and no script or network access: panels and clips
-are referenced by paths relative to the page (keep the page inside the output folder, next to
-the renders), character gallery thumbnails are inlined as data URIs. It shows, per shot list
-in order, each shot's panel or clip, id, prompt, duration and engine, its scores coloured
-against the project's gates; then a gallery per character across all shots; then warnings.
+The page (``cinekit.score.review_html``) shows, per shot list in order, each shot's panel or
+clip, id, prompt, duration and engine, its scores coloured against the project's gates, a
+failing shot's card flagged; two renders of a shot (another engine, or another output folder
+given with ``--compare``) side by side under an A/B slider; then a gallery per character with
+its reference art; then the warnings, each with its kind and what it means.
+
+The page reads any output folder (``--out DIR``, default ``output:`` of cinekit.yaml).
 """
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-from urllib.parse import quote
+from typing import Any, Callable
 
 import numpy as np
 
 from cinekit.errors import CinekitError
-from cinekit.score.gates import HIGHER_IS_BETTER, PER_CHARACTER, check_gates
+from cinekit.score.gates import check_gates
 
-LABELS = {"palette_delta_e": "ΔE", "identity_cosine": "id cos", "identity_cross_shot": "id x-shot",
-          "flicker": "flicker", "warp_error": "warp"}
+# What each kind of warning means (the page and `cinekit report` print it beside the warning).
+WARNING_KINDS = {
+    "project": "the project check found this (cinekit check shows it with file:line)",
+    "not rendered": "the shot has no render in this output folder: run cinekit render",
+    "stale": "the shot's prompt or kind changed since it was rendered: render it again",
+    "missing": "a sidecar names an output file that is gone: render it again with --force",
+    "gate failed": "a score is outside the gates: of cinekit.yaml: look at the shot",
+    "cannot score": "this output could not be scored (read the message)",
+    "score": "a score was computed with less than it needs (read the message)",
+    "no embedder": "identity scores need an image embedder: set embedder: in cinekit.yaml",
+}
+
+
+class ReportWarning(str):
+    """A warning's text plus ``kind`` (a key of ``WARNING_KINDS``)."""
+
+    kind: str
+
+    def __new__(cls, text: str, kind: str):
+        obj = super().__new__(cls, text)
+        obj.kind = kind
+        return obj
+
+    @property
+    def meaning(self) -> str:
+        return WARNING_KINDS.get(self.kind, "")
+
+
+@dataclass
+class Alternative:
+    """Another render of a shot (another engine, or another output folder): the A/B compare's B."""
+
+    label: str
+    shot_id: str
+    kind: str
+    main: Path
+    poster: Path | None
+    record: dict[str, Any]
 
 
 @dataclass
@@ -43,6 +76,8 @@ class ShotEntry:
     scores: dict[str, Any] | None = None
     gates: list = field(default_factory=list)
     thumbs: dict[str, np.ndarray] = field(default_factory=dict)   # character -> crop (H, W, 3)
+    label: str = ""                    # what the A side of a compare is (engine, folder)
+    alternatives: list[Alternative] = field(default_factory=list)
 
 
 @dataclass
@@ -50,17 +85,21 @@ class Report:
     html: Path
     contact_sheets: list[Path]
     shots: list[ShotEntry]
-    warnings: list[str]
+    warnings: list[ReportWarning]
 
     @property
     def failed_gates(self) -> list:
         return [g for s in self.shots for g in s.gates if g.status == "fail"]
 
+    @property
+    def failing_shots(self) -> list[ShotEntry]:
+        return [s for s in self.shots if any(g.status == "fail" for g in s.gates)]
+
 
 # --------------------------------------------------------------------------- collecting
-def index_sidecars(out_dir: Path) -> dict[tuple[str, str], tuple[Path, dict]]:
-    """``(shotlist, shot id) -> (sidecar path, record)`` for every cinekit sidecar under ``out_dir``."""
-    found: dict[tuple[str, str], tuple[Path, dict]] = {}
+def index_renders(out_dir: Path) -> dict[tuple[str, str], list[tuple[Path, dict]]]:
+    """``(shotlist, shot id) -> [(sidecar, record), ...]`` newest first, for every render under ``out_dir``."""
+    found: dict[tuple[str, str], list[tuple[Path, dict]]] = {}
     if not out_dir.is_dir():
         return found
     for path in sorted(out_dir.rglob("*.json")):
@@ -70,19 +109,45 @@ def index_sidecars(out_dir: Path) -> dict[tuple[str, str], tuple[Path, dict]]:
             record = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        if not (isinstance(record, dict) and "cinekit" in record and isinstance(record.get("job"), dict)):
-            continue
+        if not (isinstance(record, dict) and "cinekit" in record and isinstance(record.get("job"), dict)
+                and isinstance(record.get("outputs"), dict)):
+            continue   # the manifest, OpenPose JSON: not a render's sidecar
         job = record["job"]
-        key = (str(job.get("shotlist")), str(job.get("shot_id")))
-        if key not in found or path.stat().st_mtime > found[key][0].stat().st_mtime:
-            found[key] = (path, record)
+        found.setdefault((str(job.get("shotlist")), str(job.get("shot_id"))), []).append((path, record))
+    for hits in found.values():
+        hits.sort(key=lambda h: -h[0].stat().st_mtime_ns)
     return found
 
 
-def collect(project) -> tuple[list[tuple[str, list[ShotEntry]]], list[str]]:
-    """The shots of every list in order, each joined with its newest rendered output."""
-    warnings = [p.format() for p in project.warnings]
-    sidecars = index_sidecars(project.output_dir)
+def index_sidecars(out_dir: Path) -> dict[tuple[str, str], tuple[Path, dict]]:
+    """``(shotlist, shot id) -> (sidecar, record)`` of the newest render of every shot under ``out_dir``."""
+    return {k: v[0] for k, v in index_renders(out_dir).items()}
+
+
+def _files_of(side: Path, record: dict, kind: str) -> tuple[Path | None, Path | None]:
+    outputs = record.get("outputs", {})
+    main = side.parent / outputs["main"] if "main" in outputs else None
+    poster = outputs.get("poster") or (outputs.get("main") if kind == "still" else None)
+    return main, (side.parent / poster if poster else None)
+
+
+def _exists(path: Path | None) -> bool:
+    return path is not None and path.exists()
+
+
+def _label(record: dict, folder: str = "") -> str:
+    engine = record.get("job", {}).get("engine", "?")
+    return f"{folder}: {engine}" if folder else engine
+
+
+def collect(project, out_dir: Path | None = None,
+            compare: tuple[Path, ...] = ()) -> tuple[list[tuple[str, list[ShotEntry]]], list[ReportWarning]]:
+    """The shots of every list in order, each joined with its newest render in ``out_dir`` and,
+    as alternatives for the A/B compare, its other renders there and its renders in ``compare``."""
+    out_dir = Path(out_dir) if out_dir is not None else project.output_dir
+    warnings = [ReportWarning(p.format(), "project") for p in project.warnings]
+    renders = index_renders(out_dir)
+    others = [(Path(d).name, index_renders(Path(d))) for d in compare]
     lists = []
     for list_path, shot_list in project.shotlists.items():
         rel = project.rel(list_path)
@@ -93,26 +158,57 @@ def collect(project) -> tuple[list[tuple[str, list[ShotEntry]]], list[str]]:
             engine = shot.engine or shot_list.defaults.engine or getattr(project.config.engines, shot.kind)
             entry = ShotEntry(rel, shot.id, shot.kind, shot.prompt, shot.duration, engine,
                               [c.name for c in shot.characters])
-            hit = sidecars.get((rel, shot.id))
-            if hit is None:
-                warnings.append(f"{rel}: {shot.id}: not rendered yet (no output in {project.rel(project.output_dir)})")
+            every = renders.get((rel, shot.id), [])
+            hits = [h for h in every if _exists(_files_of(*h, shot.kind)[0])] or every   # newest that is there
+            if not hits:
+                warnings.append(ReportWarning(f"{rel}: {shot.id}: not rendered yet (no output in {project.rel(out_dir)})",
+                                        "not rendered"))
             else:
-                side, record = hit
-                outputs = record.get("outputs", {})
+                side, record = hits[0]
                 entry.record = record
                 entry.engine = record.get("job", {}).get("engine", engine)
-                entry.main = side.parent / outputs["main"] if "main" in outputs else None
-                poster = outputs.get("poster") or (outputs.get("main") if shot.kind == "still" else None)
-                entry.poster = side.parent / poster if poster else None
+                entry.main, entry.poster = _files_of(side, record, shot.kind)
+                entry.label = _label(record, out_dir.name if compare else "")
                 if entry.main is None or not entry.main.exists():
-                    warnings.append(f"{rel}: {shot.id}: the sidecar names an output that is missing")
+                    warnings.append(ReportWarning(f"{rel}: {shot.id}: the sidecar names an output that is missing", "missing"))
                     entry.main = None
                 job = record.get("job", {})
                 if job.get("raw_prompt") not in (None, "", shot.prompt) or job.get("kind") != shot.kind:
-                    warnings.append(f"{rel}: {shot.id}: the shot changed since it was rendered (render it again)")
+                    warnings.append(ReportWarning(f"{rel}: {shot.id}: the shot changed since it was rendered "
+                                            "(render it again)", "stale"))
+                candidates = [(h, "") for h in hits[1:]] + [(h, name) for name, idx in others
+                                                            for h in idx.get((rel, shot.id), [])]
+                for (side_b, rec_b), folder in candidates:
+                    main_b, poster_b = _files_of(side_b, rec_b, shot.kind)
+                    if _exists(main_b):
+                        entry.alternatives.append(Alternative(_label(rec_b, folder), shot.id, shot.kind, main_b,
+                                                              poster_b, rec_b))
             entries.append(entry)
         lists.append((rel, entries))
     return lists, warnings
+
+
+def reference_art(project, names, height: int = 160) -> dict[str, np.ndarray]:
+    """Each character's first reference image (RGBA, ``height`` px high), for its gallery."""
+    from PIL import Image
+
+    from cinekit.identity.core import resolve
+
+    out = {}
+    for name in names:
+        if name not in project.characters:
+            continue
+        spec, spec_path = project.characters[name]
+        if not spec.references:
+            continue
+        try:
+            with Image.open(resolve(spec_path, spec.references[0].image)) as im:
+                im = im.convert("RGBA")
+                im.thumbnail((height * 4, height), Image.LANCZOS)
+                out[name] = np.asarray(im)
+        except OSError:
+            continue
+    return out
 
 
 def _thumbs(entry: ShotEntry, height: int = 160) -> dict[str, np.ndarray]:
@@ -149,16 +245,9 @@ def _resize(img: np.ndarray, height: int | None = None, width: int | None = None
     return np.asarray(Image.fromarray(np.ascontiguousarray(img[..., :3])).resize(size, Image.LANCZOS))
 
 
-def _data_uri(img: np.ndarray) -> str:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(img).save(buf, format="PNG", optimize=True)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
-
-
 # --------------------------------------------------------------------------- scoring
-def score_all(project, lists, warnings: list[str], embedder=None) -> None:
+def score_all(project, lists, warnings: list[ReportWarning], embedder=None,
+              progress: Callable[[int, int, str], None] | None = None) -> None:
     """Fill ``scores``/``gates``/``thumbs`` of every rendered shot; identity across shots when embedded."""
     from cinekit.score.gates import score_output
 
@@ -167,23 +256,25 @@ def score_all(project, lists, warnings: list[str], embedder=None) -> None:
         from cinekit.score.identity import Embedder
 
         embedder = Embedder((project.root / project.config.embedder).resolve())
-    for _, entries in lists:
-        for e in entries:
-            if e.main is None:
-                continue
-            try:
-                e.scores = score_output(e.main, project=project, embedder=embedder)
-                e.thumbs = _thumbs(e)
-            except (CinekitError, ValueError, OSError) as exc:
-                msg = exc.format() if isinstance(exc, CinekitError) else str(exc)
-                warnings.append(f"{e.shotlist}: {e.shot_id}: cannot score: {msg}")
-                continue
-            for w in e.scores["warnings"]:
-                if w.startswith("no embedder configured"):
-                    if w not in warnings:
-                        warnings.append(w)   # once per page, not once per shot
-                else:
-                    warnings.append(f"{e.shotlist}: {e.shot_id}: {w}")
+    todo = [e for _, entries in lists for e in entries if e.main is not None]
+    for done, e in enumerate(todo):
+        if progress:
+            progress(done, len(todo), f"scoring {e.shotlist}: {e.shot_id}")
+        try:
+            e.scores = score_output(e.main, project=project, embedder=embedder)
+            e.thumbs = _thumbs(e)
+        except (CinekitError, ValueError, OSError) as exc:
+            msg = exc.format() if isinstance(exc, CinekitError) else str(exc)
+            warnings.append(ReportWarning(f"{e.shotlist}: {e.shot_id}: cannot score: {msg}", "cannot score"))
+            continue
+        for w in e.scores["warnings"]:
+            if w.startswith("no embedder configured"):
+                if w not in warnings:
+                    warnings.append(ReportWarning(w, "no embedder"))   # once per page, not once per shot
+            else:
+                warnings.append(ReportWarning(f"{e.shotlist}: {e.shot_id}: {w}", "score"))
+    if progress:
+        progress(len(todo), len(todo), "scored")
     if embedder is not None:
         from cinekit.score.identity import cross_shot
 
@@ -210,127 +301,7 @@ def score_all(project, lists, warnings: list[str], embedder=None) -> None:
                 e.gates = check_gates(e.scores, gates)
                 for g in e.gates:
                     if g.status == "fail":
-                        warnings.append(f"{e.shotlist}: {e.shot_id}: gate failed: {g.message}")
-
-
-# --------------------------------------------------------------------------- HTML
-CSS = """
-:root{--bg:#15171c;--card:#1f232b;--fg:#e8e8ec;--dim:#9aa0ab;--ok:#2e9e5b;--bad:#d64545;--na:#4a505c}
-*{box-sizing:border-box}body{margin:0;padding:24px;background:var(--bg);color:var(--fg);
-font:14px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}
-h1{margin:0 0 4px;font-size:22px}h2{margin:32px 0 12px;font-size:18px;border-bottom:1px solid #333;padding-bottom:6px}
-.sub{color:var(--dim);margin-bottom:16px}.board{display:grid;grid-template-columns:repeat(auto-fill,minmax(300px,1fr));gap:16px}
-.card{background:var(--card);border-radius:8px;overflow:hidden;display:flex;flex-direction:column}
-.card img,.card video{width:100%;display:block;background:#000;aspect-ratio:var(--ar,3/2);object-fit:contain}
-.missing{display:flex;align-items:center;justify-content:center;aspect-ratio:3/2;color:var(--dim);background:#111}
-.meta{padding:8px 10px}.id{font-weight:600}.kind{color:var(--dim);font-size:12px;margin-left:6px}
-.prompt{color:#c9cbd2;font-size:13px;margin:4px 0}.chips{display:flex;flex-wrap:wrap;gap:4px;margin-top:6px}
-.chip{font-size:12px;padding:1px 7px;border-radius:10px;background:var(--na);white-space:nowrap}
-.chip.pass{background:var(--ok)}.chip.fail{background:var(--bad)}.swatch{display:inline-block;width:10px;height:10px;
-border-radius:2px;margin-right:1px;vertical-align:middle}.gallery{display:flex;flex-wrap:wrap;gap:10px}
-.thumb{background:var(--card);border-radius:6px;padding:6px;text-align:center;font-size:12px;color:var(--dim)}
-.thumb img{height:160px;display:block;margin-bottom:4px}ul.warn{color:#f0c36d}a{color:#8ab4f8}
-"""
-
-
-def _url(target: Path, page_dir: Path) -> str:
-    return quote(Path(os.path.relpath(target, page_dir)).as_posix())
-
-
-def _chip(name: str, value: float | None, gate_results: list, character: str | None = None) -> str:
-    if value is None:
-        return ""
-    status = ""
-    title = f"{name} = {value:.4g}"
-    for g in gate_results:
-        if g.name == name and g.character == character:
-            status = g.status
-            title = g.message
-    digits = 2 if name == "palette_delta_e" else 3
-    who = f"{character} " if character else ""
-    better = "higher" if HIGHER_IS_BETTER[name] else "lower"
-    return (f'<span class="chip {status}" data-score="{name}" title="{html.escape(title)} ({better} is better)">'
-            f'{html.escape(who + LABELS[name])} {value:.{digits}f}</span>')
-
-
-def _media(e: ShotEntry, page_dir: Path) -> str:
-    if e.main is None:
-        return '<div class="missing">not rendered</div>'
-    record = e.record or {}
-    job = record.get("job", {})
-    ar = f'style="--ar:{job.get("width", 3)}/{job.get("height", 2)}"'
-    alt = html.escape(f"{e.shot_id}: {e.prompt}")
-    if e.kind == "clip" and e.main.suffix.lower() in (".mp4", ".webm"):
-        poster = f' poster="{_url(e.poster, page_dir)}"' if e.poster and e.poster.exists() else ""
-        return (f'<video class="clip" src="{_url(e.main, page_dir)}"{poster} {ar} controls loop muted autoplay '
-                f'playsinline preload="auto" data-shot="{html.escape(e.shot_id)}" '
-                f'data-frames="{job.get("frames", "")}" data-fps="{job.get("fps", "")}"></video>')
-    src = e.main if e.main.is_file() else e.poster   # a PNG-frame folder shows its poster
-    if src is None:
-        return '<div class="missing">no preview</div>'
-    return f'<img class="panel" src="{_url(src, page_dir)}" alt="{alt}" {ar} data-shot="{html.escape(e.shot_id)}">'
-
-
-def _card(e: ShotEntry, page_dir: Path) -> str:
-    job = (e.record or {}).get("job", {})
-    if e.kind == "clip":
-        dur = f"{job['frames'] / job['fps']:.2f} s · {job['frames']} frames @ {job['fps']:g} fps" if job else f"{e.duration:g} s"
-    else:
-        dur = "still"
-    chips = []
-    if e.scores:
-        for name in ("flicker", "warp_error"):
-            chips.append(_chip(name, e.scores["scores"].get(name), e.gates))
-        for char, entry in e.scores["characters"].items():
-            for name in PER_CHARACTER:
-                chips.append(_chip(name, entry.get(name), e.gates, char))
-            pal = entry.get("palette")
-            if pal:
-                sw = "".join(f'<i class="swatch" style="background:{c}"></i>' for c in pal["output"])
-                chips.append(f'<span class="chip" title="{html.escape(char)}: output palette">{sw}</span>')
-    prompt = html.escape(job.get("raw_prompt") or e.prompt)
-    return (f'<div class="card" id="{html.escape(e.shotlist)}#{html.escape(e.shot_id)}">{_media(e, page_dir)}'
-            f'<div class="meta"><span class="id">{html.escape(e.shot_id)}</span>'
-            f'<span class="kind">{html.escape(dur)} · {html.escape(e.engine)}</span>'
-            f'<div class="prompt">{prompt}</div>'
-            f'<div class="chips">{"".join(c for c in chips if c)}</div></div></div>')
-
-
-def render_html(project, lists, warnings: list[str], page: Path, sheets: list[Path]) -> str:
-    page_dir = page.parent
-    parts = ["<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-             "<meta name='viewport' content='width=device-width,initial-scale=1'>",
-             f"<title>cinekit review: {html.escape(project.root.name)}</title><style>{CSS}</style></head><body>",
-             f"<h1>{html.escape(project.root.name)}</h1>"]
-    n = sum(len(entries) for _, entries in lists)
-    rendered = sum(1 for _, entries in lists for e in entries if e.main is not None)
-    gates = ", ".join(f"{k} {'≥ ' + format(g.min, 'g') if g.min is not None else ''}"
-                      f"{' ' if g.min is not None and g.max is not None else ''}"
-                      f"{'≤ ' + format(g.max, 'g') if g.max is not None else ''}" for k, g in project.config.gates.items())
-    parts.append(f"<div class='sub'>{rendered}/{n} shots rendered · gates: {html.escape(gates or 'none')}</div>")
-    for (rel, entries), sheet in zip(lists, sheets):
-        parts.append(f"<h2>{html.escape(rel)} <a class='sheet' href='{_url(sheet, page_dir)}'>contact sheet</a></h2>")
-        parts.append("<div class='board'>" + "".join(_card(e, page_dir) for e in entries) + "</div>")
-    chars: dict[str, list[str]] = {}
-    for _, entries in lists:
-        for e in entries:
-            for name, img in e.thumbs.items():
-                entry = (e.scores or {}).get("characters", {}).get(name, {})
-                chips = "".join(_chip(s, entry.get(s), e.gates, name) for s in PER_CHARACTER)
-                chars.setdefault(name, []).append(
-                    f"<div class='thumb'><img src='{_data_uri(img)}' alt='{html.escape(name)} in {html.escape(e.shot_id)}'>"
-                    f"{html.escape(e.shot_id)}<div class='chips'>{chips}</div></div>")
-    if chars:
-        parts.append("<h2>Characters</h2>")
-        for name in sorted(chars):
-            parts.append(f"<h3>{html.escape(name)}</h3><div class='gallery'>{''.join(chars[name])}</div>")
-    parts.append("<h2>Warnings</h2>")
-    if warnings:
-        parts.append("<ul class='warn'>" + "".join(f"<li>{html.escape(w)}</li>" for w in warnings) + "</ul>")
-    else:
-        parts.append("<p>none</p>")
-    parts.append("</body></html>\n")
-    return "\n".join(parts)
+                        warnings.append(ReportWarning(f"{e.shotlist}: {e.shot_id}: gate failed: {g.message}", "gate failed"))
 
 
 # --------------------------------------------------------------------------- contact sheet
@@ -384,24 +355,35 @@ def contact_sheet(entries: list[ShotEntry], title: str, cell_width: int = 320, c
 
 
 # --------------------------------------------------------------------------- entry point
-def build_report(project, out: Path | str | None = None, *, scores: bool = True, embedder=None) -> Report:
-    """Write the review page (default ``<output>/report.html``) and ``<list>.contact.png`` beside it."""
+def build_report(project, out: Path | str | None = None, *, scores: bool = True, embedder=None,
+                 out_dir: Path | str | None = None, compare: tuple[Path, ...] = (),
+                 progress: Callable[[int, int, str], None] | None = None) -> Report:
+    """Write the review page of the renders in ``out_dir`` (default: the project's output folder)
+    and ``<list>.contact.png`` beside it. ``out``: the page (default ``<out_dir>/report.html``);
+    ``compare``: other output folders whose renders are the B side of each shot's A/B compare;
+    ``progress(done, total, what)``: called as shots are scored and the page is written."""
     from PIL import Image
 
     from cinekit.render.writers import atomic_path
+    from cinekit.score.review_html import render_html
 
-    page = Path(out).resolve() if out else project.output_dir / "report.html"
+    out_dir = Path(out_dir).resolve() if out_dir else project.output_dir
+    page = Path(out).resolve() if out else out_dir / "report.html"
     page.parent.mkdir(parents=True, exist_ok=True)
-    lists, warnings = collect(project)
+    lists, warnings = collect(project, out_dir, tuple(Path(c).resolve() for c in compare))
     if scores:
-        score_all(project, lists, warnings, embedder)
+        score_all(project, lists, warnings, embedder, progress)
     sheets = []
     for rel, entries in lists:
+        if progress:
+            progress(1, 1, f"contact sheet {rel}")
         sheet = page.parent / f"{Path(rel).stem}.contact.png"
         with atomic_path(sheet) as tmp:
             Image.fromarray(contact_sheet(entries, f"{project.root.name} · {rel}")).save(tmp, format="PNG")
         sheets.append(sheet)
-    text = render_html(project, lists, warnings, page, sheets)
+    names = sorted({n for _, es in lists for e in es for n in e.characters})
+    source = project.rel(out_dir) if out_dir != project.output_dir else ""
+    text = render_html(project, lists, warnings, page, sheets, reference_art(project, names), source)
     with atomic_path(page) as tmp:
         tmp.write_text(text, encoding="utf-8")
     for path in (page, *sheets):

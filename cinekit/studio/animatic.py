@@ -24,8 +24,8 @@ from cinekit.errors import UserError
 from cinekit.studio import media
 from cinekit.studio.episode import Episode, EpisodeShot
 
-FORMATS = ("mp4", "prores", "png")
-SUFFIX = {"mp4": ".mp4", "prores": ".mov", "png": ""}
+FORMATS = ("mp4", "prores", "png", "exr")
+SUFFIX = {"mp4": ".mp4", "prores": ".mov", "png": "", "exr": ""}   # png/exr: a folder of frames
 
 
 @dataclass(frozen=True)
@@ -222,17 +222,22 @@ def write_animatic(episode: Episode, out: Path, *, fmt: str = "mp4", fps: float 
     try:
         wav = mix(cues, total / fps, work / "audio.wav") if cues else None
         frames = episode_frames(episode, cuts, fps, size, start_tc=tc0, burn_in=burn_in)
-        if fmt == "png":
+        if fmt in ("png", "exr"):
             from PIL import Image
+
+            from cinekit.studio.exr import write_exr
 
             seq = work / "frames"
             seq.mkdir()
             for i, frame in enumerate(frames):
-                Image.fromarray(frame).save(seq / f"{i:06d}.png", compress_level=1)
+                if fmt == "exr":
+                    write_exr(seq / f"{i:06d}.exr", frame)
+                else:
+                    Image.fromarray(frame).save(seq / f"{i:06d}.png", compress_level=1)
             if wav is not None:
                 os.replace(wav, seq / "audio.wav")
             if out.exists():
-                if not (out.is_dir() and all(p.suffix in (".png", ".wav") for p in out.iterdir())):
+                if not (out.is_dir() and all(p.suffix in (".png", ".exr", ".wav") for p in out.iterdir())):
                     raise UserError(f"{out} exists and is not an animatic frame folder; refusing to replace it")
                 shutil.rmtree(out)
             os.replace(seq, out)
