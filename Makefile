@@ -9,7 +9,11 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,capture,exr]'
+	@# mediapipe without its pins (protobuf<5, opencv-contrib): docs/capture.md. Optional: the
+	@# capture tests skip, saying so, when it cannot be installed.
+	$(BIN)/python -m pip install --quiet --no-deps mediapipe==0.10.14 \
+	  || echo "warning: could not install mediapipe; capture from footage is off" >&2
 	@touch $(STAMP)
 
 demo: $(STAMP)
