@@ -63,18 +63,24 @@ def build_puppet(rgba: np.ndarray, mask: np.ndarray, rig: np.ndarray, mirror: bo
     return Puppet(binding=bind(rgba, mask, rig, labels), mirror=mirror)
 
 
-def _part_labels(identity, ref) -> np.ndarray | None:
-    """The user's part label map of ``ref`` (its ``parts:`` image) as part indices, or None."""
+def _part_labels(identity, ref, read=None) -> tuple[np.ndarray | None, str]:
+    """The user's part label map of ``ref`` (its ``parts:`` image) as part indices, or None,
+    and the sha256 of its bytes ("" without one). ``read`` is the run's input snapshot (the
+    bytes drawn are the bytes hashed into the cache key)."""
     for r, spec in zip(identity.references, identity.spec.references, strict=False):
         if r is ref and getattr(spec, "parts", None):
+            import hashlib
+            import io
+
             from PIL import Image
 
             from cinekit.identity.core import resolve
-            from cinekit.puppet.parts import labels_from_map
+            from cinekit.puppet.part_map import labels_from_map
 
             path = resolve(identity.spec_path, spec.parts)
             try:
-                with Image.open(path) as im:
+                data = read(path) if read is not None else path.read_bytes()
+                with Image.open(io.BytesIO(data)) as im:
                     image = np.asarray(im.convert("RGB"))
             except OSError as exc:
                 raise UserError(f"{path}: cannot read the part label map ({exc})",
@@ -84,8 +90,8 @@ def _part_labels(identity, ref) -> np.ndarray | None:
                 raise UserError(f"{path}: part label map is {image.shape[1]}x{image.shape[0]}, "
                                 f"the reference is {ref.mask.shape[1]}x{ref.mask.shape[0]}",
                                 hint="draw the label map over the reference, at its size")
-            return labels_from_map(image, ref.mask)
-    return None
+            return labels_from_map(image, ref.mask), hashlib.sha256(data).hexdigest()
+    return None, ""
 
 
 class PuppetEngine:
@@ -96,7 +102,8 @@ class PuppetEngine:
 
     def __init__(self, runtime):
         self.runtime = runtime
-        self._puppets: dict[tuple[str, str, bool], Puppet] = {}
+        self._puppets: dict[tuple[str, str, str, bool], Puppet] = {}
+        self._labels: dict = {}               # Reference -> (part labels or None, sha256 of the map)
         self.timings: dict[str, float] = {}   # seconds per stage, accumulated over renders
 
     # 1. -------------------------------------------------------------------------------
@@ -126,10 +133,14 @@ class PuppetEngine:
         """The cached puppet of a character (built once per reference and mirroring)."""
         identity = self.runtime.identities.get(name)
         ref, rig = _rig_reference(identity, view)
-        key = (name, ref.sha256, bool(mirror))
+        if ref not in self._labels:      # a Reference is loaded once per run: read its map once
+            read = getattr(getattr(self.runtime, "files", None), "read", None)
+            self._labels[ref] = _part_labels(identity, ref, read)
+        labels, labels_sha = self._labels[ref]
+        key = (name, ref.sha256, labels_sha, bool(mirror))
         if key not in self._puppets:
             t = time.perf_counter()
-            self._puppets[key] = build_puppet(ref.rgba, ref.mask, rig, mirror, labels=_part_labels(identity, ref))
+            self._puppets[key] = build_puppet(ref.rgba, ref.mask, rig, mirror, labels=labels)
             self._tick("build", t)
         return self._puppets[key]
 

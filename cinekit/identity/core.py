@@ -70,6 +70,8 @@ class Identity:
             out.append(ref.path)
             if spec.mask:
                 out.append(resolve(self.spec_path, spec.mask))
+            if spec.parts:
+                out.append(resolve(self.spec_path, spec.parts))
         if self.spec.rig and self.spec.rig.from_:
             out.append(resolve(self.spec_path, self.spec.rig.from_))
         out += [resolve(self.spec_path, x.file) for x in self.spec.lora]

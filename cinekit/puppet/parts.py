@@ -23,13 +23,8 @@ import numpy as np
 from skimage.graph import MCP_Geometric
 
 from cinekit.pose.skeleton import INDEX
+from cinekit.puppet.part_map import PART_COLOURS, PART_NAMES, labels_from_map  # noqa: F401 (re-exported)
 
-# Parts: name -> (transform slot in ``deform.PARTS`` order, parent part or None).
-PART_NAMES: tuple[str, ...] = (
-    "torso", "head",
-    "right_upper_arm", "right_forearm", "right_hand", "left_upper_arm", "left_forearm", "left_hand",
-    "right_thigh", "right_shin", "right_foot", "left_thigh", "left_shin", "left_foot",
-)
 SLOTS: tuple[str, ...] = (
     "head", "torso_upper", "torso_lower",
     "right_upper_arm", "right_forearm", "left_upper_arm", "left_forearm",
@@ -126,27 +121,6 @@ def label_parts(mask: np.ndarray, rig: np.ndarray) -> np.ndarray:
         labels[(labels == PART_NAMES.index(bone)) & (t > 1.0)] = PART_NAMES.index(end)
     labels[~mask] = -1
     return labels
-
-
-PART_COLOURS: dict[str, tuple[int, int, int]] = {
-    "torso": (255, 0, 0), "head": (255, 255, 0),
-    "right_upper_arm": (0, 255, 0), "right_forearm": (0, 160, 0), "right_hand": (0, 80, 0),
-    "left_upper_arm": (0, 0, 255), "left_forearm": (0, 0, 160), "left_hand": (0, 0, 80),
-    "right_thigh": (255, 0, 255), "right_shin": (160, 0, 160), "right_foot": (80, 0, 80),
-    "left_thigh": (0, 255, 255), "left_shin": (0, 160, 160), "left_foot": (0, 80, 80),
-}
-"""A user's part label map (``parts:`` on a reference): one flat RGB colour per part; any
-other colour (or black) is "not labelled" and takes the automatic cut."""
-
-
-def labels_from_map(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """A part label map (H, W, 3+) RGB in ``PART_COLOURS`` -> part indices (H, W) int8;
-    figure pixels of no listed colour are -1 (unlabelled), as is everything outside ``mask``."""
-    out = np.full(mask.shape, -1, np.int8)
-    rgb = image[..., :3].astype(np.int16)
-    for name, c in PART_COLOURS.items():
-        out[(np.abs(rgb - c).max(axis=-1) <= 24) & mask] = PART_NAMES.index(name)
-    return out
 
 
 def fill_unlabelled(labels: np.ndarray, auto: np.ndarray, mask: np.ndarray) -> np.ndarray:

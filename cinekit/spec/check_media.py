@@ -69,6 +69,8 @@ def check_character(check, doc: YamlDoc, spec, path: Path) -> CharacterFacts:
             facts.ok = False
         if i == 0 and info is not None:
             first_size = (info.width, info.height)
+        if ref.parts and info is not None:
+            _part_map(check, doc, ("references", i, "parts"), ref.parts, path, info)
 
     rig = None
     if spec.rig is not None:
@@ -111,6 +113,27 @@ def check_character(check, doc: YamlDoc, spec, path: Path) -> CharacterFacts:
     for i, emb in enumerate(spec.embeddings):
         _model_file(check, doc, ("embeddings", i, "file"), emb.file, path)
     return facts
+
+
+def _part_map(check, doc, loc, rel: str, base: Path, info) -> None:
+    """A reference's ``parts:`` label map: readable, the reference's size, known colours only."""
+    found = check.file(doc, loc, rel, base, kinds=check.IMAGE_SUFFIXES)
+    if found is None:
+        return
+
+    def problem():
+        from cinekit.puppet.part_map import part_map_problem
+        from cinekit.spec.file_checks import read_image
+
+        img = read_image(found)
+        if isinstance(img, Finding):
+            return img
+        said = part_map_problem(img.rgba, info.width, info.height)
+        return Finding(*said) if said else None
+
+    finding = check.cached(("parts", found, info.width, info.height), problem)
+    if finding is not None:
+        check.found(doc, loc, finding)
 
 
 def _model_file(check, doc, loc, rel, base):
