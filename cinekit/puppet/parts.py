@@ -89,8 +89,39 @@ def _seeds(rig: np.ndarray) -> dict[str, dict]:
     return out
 
 
+def limb_half_width(mask: np.ndarray, a: np.ndarray, b: np.ndarray, centre: np.ndarray) -> float:
+    """Half the width of the limb along bone ``a -> b`` (pixels), measured on its *outer*
+    side (away from the body's ``centre``), where it meets the background: the inner side of
+    an arm held against the body runs into the torso and cannot be measured. Median over the
+    middle of the bone, at most a third of its length."""
+    d = b - a
+    length = float(np.hypot(*d))
+    if length < 2:
+        return 0.0
+    n = np.array([-d[1], d[0]]) / length
+    if n @ (0.5 * (a + b) - centre) < 0:
+        n = -n
+    h, w = mask.shape
+    steps = np.arange(1, int(length / 3) + 1)
+    out = []
+    for t in np.linspace(0.25, 0.75, 9):
+        p = a + t * d + steps[:, None] * n
+        ij = np.round(p).astype(int)
+        inside = (ij[:, 0] >= 0) & (ij[:, 0] < w) & (ij[:, 1] >= 0) & (ij[:, 1] < h)
+        hit = np.zeros(len(steps), bool)
+        hit[inside] = mask[ij[inside, 1], ij[inside, 0]]
+        out.append(float(steps[np.argmin(hit)]) if not hit.all() else length / 3)
+    return float(np.median(out))
+
+
 def label_parts(mask: np.ndarray, rig: np.ndarray) -> np.ndarray:
-    """Part index (into ``PART_NAMES``) of every pixel ``(H, W)`` int8; -1 outside ``mask``."""
+    """Part index (into ``PART_NAMES``) of every pixel ``(H, W)`` int8; -1 outside ``mask``.
+
+    A limb's seed is its bone drawn as thick as most of the limb's outer half-width
+    (``limb_half_width``): art with the arms against the body (a real costume reference)
+    otherwise gives the inner half of each sleeve to the torso, which is nearer through the
+    figure than the bone in the sleeve's middle; that half then stays on the torso as a strip
+    when the arm rises."""
     h, w = mask.shape
     f = min(1.0, _GEO_SIDE / max(h, w))
     sh, sw = max(2, int(round(h * f))), max(2, int(round(w * f)))
@@ -98,14 +129,26 @@ def label_parts(mask: np.ndarray, rig: np.ndarray) -> np.ndarray:
     costs = np.where(small, 1.0, _OUTSIDE_COST)
     to_small = lambda p: (np.asarray(p, float) + 0.5) * (sw / w, sh / h) - 0.5  # noqa: E731
     seeds = _seeds(rig)
-    dist = np.empty((len(seeds), sh, sw))
-    for r, s in enumerate(seeds.values()):
+    centre = 0.5 * (rig[INDEX["neck"]] + 0.5 * (rig[INDEX["right_hip"]] + rig[INDEX["left_hip"]]))
+    canvases = {}
+    for name, s in seeds.items():
         canvas = np.zeros((sh, sw), np.uint8)
+        thick = 1
+        if name in BONE:
+            a, b = (rig[INDEX[j]] for j in BONE[name])
+            thick = max(1, int(round(2 * 0.8 * limb_half_width(mask, a, b, centre) * f)))
         for a, b in s["lines"]:
             a, b = np.round(to_small(a)).astype(int), np.round(to_small(b)).astype(int)
-            cv2.line(canvas, (int(a[0]), int(a[1])), (int(b[0]), int(b[1])), 1, 1)
+            cv2.line(canvas, (int(a[0]), int(a[1])), (int(b[0]), int(b[1])), 1, thick)
         if "poly" in s:
             cv2.fillPoly(canvas, [np.round(to_small(s["poly"])).astype(np.int32)], 1)
+        canvases[name] = canvas
+    # An arm drawn across the body (a forearm over the chest) is the arm's, not the torso
+    # polygon's: where an arm's seed lies inside the torso's, the arm keeps it.
+    for name in ("right_upper_arm", "right_forearm", "left_upper_arm", "left_forearm"):
+        canvases["torso"][canvases[name] > 0] = 0
+    dist = np.empty((len(seeds), sh, sw))
+    for r, canvas in enumerate(canvases.values()):
         starts = [tuple(p) for p in np.argwhere(canvas > 0)]
         dist[r], _ = MCP_Geometric(costs, fully_connected=True).find_costs(starts)
     near = dist.argmin(axis=0).astype(np.uint8)
