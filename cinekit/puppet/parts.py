@@ -89,35 +89,50 @@ def _seeds(rig: np.ndarray) -> dict[str, dict]:
     return out
 
 
-def limb_half_width(mask: np.ndarray, a: np.ndarray, b: np.ndarray, centre: np.ndarray) -> float:
-    """Half the width of the limb along bone ``a -> b`` (pixels), measured on its *outer*
-    side (away from the body's ``centre``), where it meets the background: the inner side of
-    an arm held against the body runs into the torso and cannot be measured. Median over the
-    middle of the bone, at most a third of its length."""
+def limb_half_width(mask: np.ndarray, a: np.ndarray, b: np.ndarray, rgb: np.ndarray | None = None) -> float:
+    """Half the width of the limb along bone ``a -> b`` (pixels): at points along the middle
+    of the bone, the distance to the background on whichever side meets it (the smaller when
+    both do). A side that runs on into the figure (an arm held against the body, a hat brim
+    over the shoulder) says nothing; where neither side meets the background (a forearm drawn
+    across the chest) the distance to the first strong change of colour from the bone's own
+    (``rgb`` (H, W, 3), when given) stands in. Median over the points that measured; 0 when
+    none did. Searches a third of the bone's length."""
     d = b - a
     length = float(np.hypot(*d))
     if length < 2:
         return 0.0
     n = np.array([-d[1], d[0]]) / length
-    if n @ (0.5 * (a + b) - centre) < 0:
-        n = -n
     h, w = mask.shape
     steps = np.arange(1, int(length / 3) + 1)
     out = []
     for t in np.linspace(0.25, 0.75, 9):
-        p = a + t * d + steps[:, None] * n
-        ij = np.round(p).astype(int)
-        inside = (ij[:, 0] >= 0) & (ij[:, 0] < w) & (ij[:, 1] >= 0) & (ij[:, 1] < h)
-        hit = np.zeros(len(steps), bool)
-        hit[inside] = mask[ij[inside, 1], ij[inside, 0]]
-        out.append(float(steps[np.argmin(hit)]) if not hit.all() else length / 3)
-    return float(np.median(out))
+        centre = a + t * d
+        sides, edges = [], []
+        for sign in (1.0, -1.0):
+            ij = np.round(centre + sign * steps[:, None] * n).astype(int)
+            inside = (ij[:, 0] >= 0) & (ij[:, 0] < w) & (ij[:, 1] >= 0) & (ij[:, 1] < h)
+            hit = np.zeros(len(steps), bool)
+            hit[inside] = mask[ij[inside, 1], ij[inside, 0]]
+            if not hit.all():
+                sides.append(float(steps[np.argmin(hit)]))
+            elif rgb is not None:
+                c = np.round(centre).astype(int)
+                if 0 <= c[0] < w and 0 <= c[1] < h:
+                    own = rgb[c[1], c[0]].astype(int)
+                    change = np.abs(rgb[ij[:, 1], ij[:, 0]].astype(int) - own).max(axis=-1) > 60
+                    if change.any():
+                        edges.append(float(steps[np.argmax(change)]))
+        if sides:
+            out.append(min(sides))
+        elif len(edges) == 2:
+            out.append(min(edges))
+    return float(np.median(out)) if out else 0.0
 
 
-def label_parts(mask: np.ndarray, rig: np.ndarray) -> np.ndarray:
+def label_parts(mask: np.ndarray, rig: np.ndarray, rgb: np.ndarray | None = None) -> np.ndarray:
     """Part index (into ``PART_NAMES``) of every pixel ``(H, W)`` int8; -1 outside ``mask``.
 
-    A limb's seed is its bone drawn as thick as most of the limb's outer half-width
+    A limb's seed is its bone drawn as thick as most of the limb's half-width
     (``limb_half_width``): art with the arms against the body (a real costume reference)
     otherwise gives the inner half of each sleeve to the torso, which is nearer through the
     figure than the bone in the sleeve's middle; that half then stays on the torso as a strip
@@ -129,14 +144,13 @@ def label_parts(mask: np.ndarray, rig: np.ndarray) -> np.ndarray:
     costs = np.where(small, 1.0, _OUTSIDE_COST)
     to_small = lambda p: (np.asarray(p, float) + 0.5) * (sw / w, sh / h) - 0.5  # noqa: E731
     seeds = _seeds(rig)
-    centre = 0.5 * (rig[INDEX["neck"]] + 0.5 * (rig[INDEX["right_hip"]] + rig[INDEX["left_hip"]]))
     canvases = {}
     for name, s in seeds.items():
         canvas = np.zeros((sh, sw), np.uint8)
         thick = 1
         if name in BONE:
             a, b = (rig[INDEX[j]] for j in BONE[name])
-            thick = max(1, int(round(2 * 0.8 * limb_half_width(mask, a, b, centre) * f)))
+            thick = max(1, int(round(2 * 0.8 * limb_half_width(mask, a, b, rgb) * f)))
         for a, b in s["lines"]:
             a, b = np.round(to_small(a)).astype(int), np.round(to_small(b)).astype(int)
             cv2.line(canvas, (int(a[0]), int(a[1])), (int(b[0]), int(b[1])), 1, thick)
