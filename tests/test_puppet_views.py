@@ -57,9 +57,8 @@ def test_front_art_is_never_projected_to_a_profile(tmp_path):
 
 def _spinning_bvh(path, degrees: float) -> None:
     """``jumping_jacks`` turned about its up axis from 0 to ``degrees`` over the clip."""
-    from tests.test_pose_bvh_up_axis import Rotation, _matrices, _set_matrices, write_bvh
-
     from cinekit.pose.bvh import parse_bvh
+    from tests.test_pose_bvh_up_axis import Rotation, _matrices, _set_matrices, write_bvh
 
     bvh = parse_bvh((BVH / "jumping_jacks.bvh").read_text())
     root = bvh.joints[0]

@@ -203,7 +203,13 @@ class Planner:
         return resample(motion, fps, start=pose.start, end=pose.end, speed=pose.speed, loop=pose.loop, frames=frames)
 
     def _resampled_file_motion(self, pose: PoseSpec, fps, frames, list_path: Path, art=frozenset({"front"})):
-        from cinekit.pose.motion import body_unit, import_motion, resample, resample_depth, to_body_space
+        from cinekit.pose.motion import (
+            body_unit,
+            import_motion,
+            resample,
+            resample_depth,
+            to_body_space,
+        )
 
         path = (list_path.parent / getattr(pose, pose.source)).resolve()
         view, follow = _projection(pose.view, art) if pose.source == "bvh" else (pose.view, False)
