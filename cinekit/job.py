@@ -26,6 +26,19 @@ class JobCharacter:
     mirror: bool = False      # faces the other way
     z: int = 0                # draw order: higher is in front
     view: str = "front"       # front | three_quarter | side | back: picks the reference
+    # Per-frame art (``view: auto``): ((first frame, view, mirror), ...) segments, in frame
+    # order; empty = ``view`` and ``mirror`` on every frame.
+    views: tuple[tuple[int, str, bool], ...] = ()
+    note: str = ""            # what the planner kept from the motion (recorded in the sidecar)
+
+    def view_at(self, f: int) -> tuple[str, bool]:
+        """(view, mirror) of the art drawn at frame ``f``."""
+        out = (self.view, self.mirror)
+        for start, view, flip in self.views:
+            if start > f:
+                break
+            out = (view, flip)
+        return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,6 +71,9 @@ class Job:
     refine: float | None = None
     raw_prompt: str = ""
     options: dict[str, Any] = field(default_factory=dict)  # engine-specific, JSON-safe
+    # (frames, characters, 18) each joint's depth toward the camera in body heights (NaN:
+    # unknown; from a BVH's 3-D or keyframe ``depth:``): the puppet's per-frame layer order
+    depth: np.ndarray | None = None
 
     @property
     def duration(self) -> float:
@@ -69,12 +85,16 @@ class Job:
         import hashlib
 
         # Field by field, not ``asdict``: asdict deep-copies the pose array (the whole track).
-        rec = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("pose", "characters")}
+        rec = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("pose", "characters", "depth")}
         rec["options"] = copy.deepcopy(self.options)
         rec["pose"] = {
             "shape": list(self.pose.shape),
             "sha256": hashlib.sha256(np.ascontiguousarray(self.pose, dtype=np.float64).tobytes()).hexdigest(),
         }
+        if self.depth is not None:
+            rec["depth"] = hashlib.sha256(np.ascontiguousarray(self.depth, dtype=np.float64).tobytes()).hexdigest()
         rec["characters"] = [{f.name: getattr(c, f.name) for f in fields(c)} for c in self.characters]
+        for c in rec["characters"]:
+            c["views"] = [list(v) for v in c["views"]]
         rec["background"] = list(self.background) if isinstance(self.background, tuple) else self.background
         return rec

@@ -1,5 +1,5 @@
 """The render cache key covers every file a job reads: a property test over a project that uses
-every kind of input (reference image and its mask, a rig file, LoRA, embedding, background
+every kind of input (reference image, its mask and part label map, a rig file, LoRA, embedding, background
 image, an OpenPose motion file, every file of the model set).
 
 The oracle is the project folder itself, not the planner's list: every file under it that is
@@ -48,6 +48,7 @@ def write_project(root: Path) -> Path:
     Image.alpha_composite(Image.new("RGBA", scan.size, (255, 255, 255, 255)), scan).convert("RGB").save(
         root / "characters" / "refs" / "ann_scan.png")
     scan.getchannel("A").save(root / "characters" / "refs" / "ann_mask.png")
+    Image.new("RGB", scan.size, (255, 0, 0)).save(root / "characters" / "refs" / "ann_parts.png")  # puppet parts
     (root / "characters" / "refs" / "ann.png").unlink()
     skeleton = [{"name": {"right_wrist": "right_hand", "left_wrist": "left_hand", "right_ankle": "right_foot",
                           "left_ankle": "left_foot"}.get(j, j), "loc": RIG[j]} for j in RIG
@@ -64,7 +65,7 @@ def write_project(root: Path) -> Path:
         name: ann
         description: ann
         references:
-          - {image: refs/ann_scan.png, mask: refs/ann_mask.png, view: front}
+          - {image: refs/ann_scan.png, mask: refs/ann_mask.png, parts: refs/ann_parts.png, view: front}
         rig: {from: rig/char_cfg.yaml}
         lora: [{file: ann_lora.safetensors, weight: 0.5}]
         embeddings: [{file: ann_emb.safetensors, token: "<ann>"}]
@@ -119,7 +120,7 @@ def test_editing_any_input_file_forces_a_rerender(tmp_path):
     assert plan(root).reason == "cached"
 
     files = inputs_by_folder(root)
-    assert len(files) == 15              # 8 project files + 7 model files
+    assert len(files) == 16              # 9 project files + 7 model files
     listed = set(first.key.parts["inputs"])
     for path in files:
         rel = path.relative_to(root).as_posix()

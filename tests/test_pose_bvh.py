@@ -151,7 +151,7 @@ def test_truncated_file_and_unknown_skeleton(tmp_path):
 def test_side_view_shows_the_forward_jump(data_dir):
     path = data_dir / "animated-drawings" / "bvh" / "jumping.bvh"
     pts, frame = coco_points_3d(parse_bvh(path.read_text()))
-    front, side = project(pts, frame, "front"), project(pts, frame, "side")
+    front, side = project(pts, frame, "front")[0], project(pts, frame, "side")[0]
     travel = lambda p: np.ptp(p[:, INDEX["neck"], 0])  # noqa: E731
     assert travel(side) > 3 * travel(front)
     assert "view=side" in load_bvh(path, view="auto").source

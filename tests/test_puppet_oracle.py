@@ -125,15 +125,9 @@ def joint_errors(runtime, char: str, bvh: str, engine: PuppetEngine | None = Non
     return np.array(dist), np.array(ang)
 
 
-KNOWN = {("char4", "jumping"): "frame 4 turns the body 45 deg: char4's shoulder disc hides behind the "
-                               "arm and the visible sliver lies 7.5% of the height off (limbs are on the track)"}
-
-
 @pytest.mark.parametrize("bvh", BVHS)
 @pytest.mark.parametrize("char", CHARS)
 def test_drawn_joints_land_on_the_track(runtime, engine, char, bvh):
-    if (char, bvh) in KNOWN:
-        pytest.xfail(KNOWN[char, bvh])
     dist, ang = joint_errors(runtime, char, bvh, engine)
     found = np.isfinite(dist)
     # A joint may hide behind a part drawn over it (or be a profile frame's torso joint,
@@ -176,3 +170,25 @@ def test_retargeting_gives_the_track_the_rigs_torso_shape(runtime):
     lengths = lengths_from_rig(rig)[0]
     assert np.abs(shape(retarget(REST_POSE, lengths, rest=rig)) - shape(rig)).max() < 0.01
     assert np.abs(shape(retarget(REST_POSE, lengths)) - shape(rig)).max() > 0.3   # the old track
+
+
+def test_a_turning_torso_keeps_narrow_shoulders_on_the_track(runtime, engine):
+    """char4's neck sits high above narrow shoulders, so the torso's rest vectors nearly
+    share one direction and the least-squares frame is undetermined across it; it fell back
+    to a similarity that cannot narrow the shoulders of a body turning 45 deg in depth
+    (``jumping`` frame 4: 1.7 % of the figure's height off, 7.5 % before the torso retarget).
+    The ridge fit (``deform._fit_frame``) keeps them on the track: the oracle's xfail is gone."""
+    from cinekit.puppet.deform import part_transforms, posed_joints
+
+    job = bvh_job(runtime, "char4", "jumping", N_FRAMES)
+    binding = engine.puppet("char4", "front", False).binding
+    rig = binding.rig
+    height = lengths_from_rig(rig)[1]
+    errs = []
+    for f in range(job.frames - 1):          # the last frame is a profile (kept readable)
+        target = job.pose[f, 0]
+        drawn = posed_joints(binding, part_transforms(binding, target))
+        s = frame_scale(rig, target)
+        errs += [np.hypot(*(drawn[INDEX[j]] - target[INDEX[j]])) / (s * height) for j in ("right_shoulder", "left_shoulder")]
+    print(f"turning shoulders: max {max(errs):.4f}")
+    assert max(errs) <= 0.005, max(errs)

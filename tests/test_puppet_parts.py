@@ -121,37 +121,65 @@ def test_moving_one_arm_does_not_drag_the_torso(runtime, name):
     assert (np.hypot(*(src(frame_a) - src(frame_b))[arm_a].T) * 0.6 > 2.0).mean() > 0.5
 
 
-def test_a_limb_that_moves_away_reveals_body_not_a_hole(runtime):
-    """The hero's arms lie against his body: raise both, and the torso layer must be whole
-    where they were (painted in), not open onto the background."""
-    engine = PuppetEngine(runtime)
-    rest, moved = _poses(runtime, "hero", 150.0, "right", size=640, scale=0.7)
-    sh = moved[INDEX["left_shoulder"]]
-    a = np.radians(-150.0)
-    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
-    for j in ("left_elbow", "left_wrist"):
-        moved[INDEX[j]] = sh + rot @ (rest[INDEX[j]] - sh)
-    arm = ("right_upper_arm", "right_forearm", "right_hand", "left_upper_arm", "left_forearm", "left_hand")
-    _, cov_rest = _render(engine, "hero", rest, size=640)
-    frame, cov = _render(engine, "hero", moved, size=640)
+CROSS_RIG = {
+    "nose": [100, 50], "neck": [100, 90],
+    "right_shoulder": [70, 100], "right_elbow": [95, 165], "right_wrist": [140, 150],
+    "left_shoulder": [130, 100], "left_elbow": [145, 160], "left_wrist": [155, 215],
+    "right_hip": [82, 220], "right_knee": [78, 300], "right_ankle": [75, 375],
+    "left_hip": [118, 220], "left_knee": [122, 300], "left_ankle": [125, 375],
+}
+BODY, SLEEVE = (60, 60, 160), (200, 60, 60)
+
+
+def cross_art(path) -> None:
+    """A figure on a transparent canvas with its right forearm drawn across its chest (the
+    torso is blue, the limbs red): the forearm hides a band of the torso in the reference."""
+    from PIL import ImageDraw
+
+    im = Image.new("RGBA", (200, 400), (0, 0, 0, 0))
+    d = ImageDraw.Draw(im)
+    j = {k: tuple(v) for k, v in CROSS_RIG.items()}
+    d.polygon([(62, 95), (138, 95), j["left_hip"], j["right_hip"]], fill=BODY + (255,))
+    d.ellipse([70, 15, 130, 85], fill=(250, 220, 190, 255))
+    for a, b in [("right_shoulder", "right_elbow"), ("right_elbow", "right_wrist"), ("left_shoulder", "left_elbow"),
+                 ("left_elbow", "left_wrist"), ("right_hip", "right_knee"), ("right_knee", "right_ankle"),
+                 ("left_hip", "left_knee"), ("left_knee", "left_ankle")]:
+        d.line([j[a], j[b]], fill=SLEEVE + (255,), width=18)
+    im.save(path)
+
+
+def test_a_limb_that_moves_away_reveals_body_not_a_hole(tmp_path):
+    """A forearm drawn across the chest hides a band of the torso: raise the arm, and the
+    torso layer must be whole where it was (painted in from the body's colours), not open
+    onto the background."""
+    cross_art(tmp_path / "cross.png")
+    spec = CharacterSpec.model_validate({"name": "cross", "references": [{"image": str(tmp_path / "cross.png")}],
+                                         "rig": {"joints": CROSS_RIG}})
+    rt = make_runtime({"cross": (spec, tmp_path / "cross.yaml")})
+    engine = PuppetEngine(rt)
+    rest, moved = _poses(rt, "cross", 170.0, "right", size=640, scale=1.4)
+    arm = ("right_upper_arm", "right_forearm", "right_hand")
+    _, cov_rest = _render(engine, "cross", rest, size=640)
+    frame, cov = _render(engine, "cross", moved, size=640)
     arm_rest = sum(cov_rest.get(p, 0) for p in arm) > 0.5
     arm_now = sum(cov.get(p, 0) for p in arm) > 0.5
     drawn = sum(cov.values()) > 0.5
-    torso = cov["torso"] > 0.5
-    # Where an arm lay over the torso (inside the torso's convex hull) and has left, the
-    # frame must show body. A hole's size is the diameter of the largest disc inside it.
-    hull = np.zeros(torso.shape, np.uint8)
-    cv2.fillConvexPoly(hull, cv2.convexHull(cv2.findNonZero(torso.astype(np.uint8))), 1)
+    # Where the forearm lay over the torso (inside the torso's outline at rest: its hull) and
+    # has left, the frame must show body. A hole's size is the diameter of the largest disc in it.
+    torso_rest = (cov_rest["torso"] > 0.5) | arm_rest & ~(cov_rest["torso"] > 0.5)
+    hull = np.zeros(torso_rest.shape, np.uint8)
+    cv2.fillConvexPoly(hull, cv2.convexHull(cv2.findNonZero((cov_rest["torso"] > 0.5).astype(np.uint8))), 1)
     revealed = arm_rest & ~arm_now & (hull > 0)
-    assert revealed.sum() > 1000          # the arms did lie over the torso and did leave
+    revealed = cv2.erode(revealed.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0   # not the outline
+    assert revealed.sum() > 1000          # the arm did lie over the torso and did leave
     hole = revealed & ~drawn
     size = 2 * distance_transform_edt(hole).max()
-    print(f"largest hole where the arms were: {size:.1f} px ({hole.sum()} of {revealed.sum()} px uncovered)")
+    print(f"largest hole where the arm was: {size:.1f} px ({hole.sum()} of {revealed.sum()} px uncovered)")
     assert size <= 8.0
-    # What shows there is the body's colours, not the background's.
-    bg = np.asarray(Image.open(REAL).convert("RGB"))[20, 20].astype(int)
+    # What shows there is mostly the body's colour (measured 0.86: the painting snaps to the
+    # torso layer's own palette, which holds a few sleeve pixels from the other arm's cut).
     shown = frame[revealed & drawn].astype(int)
-    assert (np.abs(shown - bg).max(axis=-1) < 20).mean() < 0.05
+    assert (np.abs(shown - BODY).max(axis=-1) < 30).mean() > 0.8
 
 
 def test_a_part_label_map_overrides_the_cut(tmp_path):

@@ -15,8 +15,9 @@ import numpy as np
 from cinekit.errors import EngineError, UserError
 from cinekit.job import Job
 from cinekit.pose.skeleton import MIRROR
-from cinekit.puppet.bind import Binding, bind, draw_order, missing_joints
+from cinekit.puppet.bind import Binding, bind, missing_joints
 from cinekit.puppet.deform import frame_scale, part_transforms
+from cinekit.puppet.layers import frame_order
 from cinekit.puppet.raster import draw_part
 
 
@@ -29,13 +30,14 @@ class Puppet:
 
 
 def _rig_reference(identity, view: str):
-    """(reference, rig) to draw ``view`` with: the view's reference when it has a rig of its
-    own, else the first reference (the only one a rig is given for today)."""
-    ref = identity.reference_for(view)
-    rigs = getattr(identity, "rigs", None)  # per-reference rigs, if the identity ever has them
-    if rigs and ref is not identity.references[0]:
-        for r, rig in zip(identity.references, rigs, strict=False):
-            if r is ref and rig is not None:
+    """(reference, rig) to draw ``view`` with: the nearest view's reference that has a rig
+    (the first reference's is the character's ``rig:``, others may carry their own)."""
+    from cinekit.pose.views import FALLBACK
+
+    rigs = getattr(identity, "rigs", None) or [identity.rig]
+    for candidate in FALLBACK.get(view, (view,)):
+        for ref, rig in zip(identity.references, rigs, strict=False):
+            if ref.view == candidate and rig is not None:
                 return ref, np.asarray(rig, dtype=np.float64)
     return identity.references[0], identity.rig
 
@@ -63,18 +65,24 @@ def build_puppet(rgba: np.ndarray, mask: np.ndarray, rig: np.ndarray, mirror: bo
     return Puppet(binding=bind(rgba, mask, rig, labels), mirror=mirror)
 
 
-def _part_labels(identity, ref) -> np.ndarray | None:
-    """The user's part label map of ``ref`` (its ``parts:`` image) as part indices, or None."""
+def _part_labels(identity, ref, read=None) -> tuple[np.ndarray | None, str]:
+    """The user's part label map of ``ref`` (its ``parts:`` image) as part indices, or None,
+    and the sha256 of its bytes ("" without one). ``read`` is the run's input snapshot (the
+    bytes drawn are the bytes hashed into the cache key)."""
     for r, spec in zip(identity.references, identity.spec.references, strict=False):
         if r is ref and getattr(spec, "parts", None):
+            import hashlib
+            import io
+
             from PIL import Image
 
             from cinekit.identity.core import resolve
-            from cinekit.puppet.parts import labels_from_map
+            from cinekit.puppet.part_map import labels_from_map
 
             path = resolve(identity.spec_path, spec.parts)
             try:
-                with Image.open(path) as im:
+                data = read(path) if read is not None else path.read_bytes()
+                with Image.open(io.BytesIO(data)) as im:
                     image = np.asarray(im.convert("RGB"))
             except OSError as exc:
                 raise UserError(f"{path}: cannot read the part label map ({exc})",
@@ -84,8 +92,8 @@ def _part_labels(identity, ref) -> np.ndarray | None:
                 raise UserError(f"{path}: part label map is {image.shape[1]}x{image.shape[0]}, "
                                 f"the reference is {ref.mask.shape[1]}x{ref.mask.shape[0]}",
                                 hint="draw the label map over the reference, at its size")
-            return labels_from_map(image, ref.mask)
-    return None
+            return labels_from_map(image, ref.mask), hashlib.sha256(data).hexdigest()
+    return None, ""
 
 
 class PuppetEngine:
@@ -96,7 +104,9 @@ class PuppetEngine:
 
     def __init__(self, runtime):
         self.runtime = runtime
-        self._puppets: dict[tuple[str, str, bool], Puppet] = {}
+        self._puppets: dict[tuple[str, str, str, bool], Puppet] = {}
+        self._labels: dict = {}               # Reference -> (part labels or None, sha256 of the map)
+        self._held: dict = {}                 # (job, character) -> last (puppet, transforms, scale) drawn
         self.timings: dict[str, float] = {}   # seconds per stage, accumulated over renders
 
     # 1. -------------------------------------------------------------------------------
@@ -105,11 +115,12 @@ class PuppetEngine:
         problems = []
         for ch in job.characters:
             identity = self.runtime.identities.get(ch.name)
-            _ref, rig = _rig_reference(identity, ch.view)
-            missing = missing_joints(rig)
-            if missing:
-                what = "has no rig" if rig is None else f"rig lacks {', '.join(missing)}"
-                problems.append(f"character {ch.name!r}: {what}")
+            for view in sorted({ch.view} | {v for _, v, _ in ch.views}):
+                _ref, rig = _rig_reference(identity, view)
+                missing = missing_joints(rig)
+                if missing:
+                    what = "has no rig" if rig is None else f"rig lacks {', '.join(missing)}"
+                    problems.append(f"character {ch.name!r}: {what}")
         if problems:
             raise UserError(
                 "the puppet engine cannot bend " + "; ".join(problems),
@@ -126,12 +137,27 @@ class PuppetEngine:
         """The cached puppet of a character (built once per reference and mirroring)."""
         identity = self.runtime.identities.get(name)
         ref, rig = _rig_reference(identity, view)
-        key = (name, ref.sha256, bool(mirror))
+        if ref not in self._labels:      # a Reference is loaded once per run: read its map once
+            read = getattr(getattr(self.runtime, "files", None), "read", None)
+            self._labels[ref] = _part_labels(identity, ref, read)
+        labels, labels_sha = self._labels[ref]
+        key = (name, ref.sha256, labels_sha, bool(mirror))
         if key not in self._puppets:
             t = time.perf_counter()
-            self._puppets[key] = build_puppet(ref.rgba, ref.mask, rig, mirror, labels=_part_labels(identity, ref))
+            self._puppets[key] = build_puppet(ref.rgba, ref.mask, rig, mirror, labels=labels)
             self._tick("build", t)
         return self._puppets[key]
+
+    def puppets(self, job: Job) -> list:
+        """Per character: its puppet, or ``{(view, mirror): puppet}`` when the drawing changes
+        from frame to frame (``JobCharacter.views``)."""
+        out = []
+        for c in job.characters:
+            if not c.views:
+                out.append(self.puppet(c.name, c.view, c.mirror))
+            else:
+                out.append({(v, m): self.puppet(c.name, v, m) for _, v, m in c.views})
+        return out
 
     def _tick(self, stage: str, since: float) -> None:
         self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - since
@@ -147,16 +173,26 @@ class PuppetEngine:
         """
         order = sorted(range(len(job.characters)), key=lambda i: (job.characters[i].z, i))
         for i in order:
-            ch, pup = job.characters[i], puppets[i]
+            ch = job.characters[i]
+            view, flip = ch.view_at(f)
+            pup = puppets[i] if isinstance(puppets[i], Puppet) else puppets[i][view, flip]
             t = time.perf_counter()
             target = job.pose[f, i]
             transforms = part_transforms(pup.binding, target)
-            if transforms is None:        # no neck or hips this frame: nothing to draw
-                continue
             scale = frame_scale(pup.binding.rig, target)
+            held = self._held.get((id(job), i))
+            if transforms is None or scale is None:
+                # Nothing to hang the figure on this frame (no neck nor hips, no bone): the
+                # last drawn pose of this character holds, rather than a blank frame.
+                if held is None or held[0] is not pup:
+                    continue
+                _, transforms, scale = held
+            else:
+                self._held[(id(job), i)] = (pup, transforms, scale)
             self._tick("deform", t)
             alpha = masks[f, i] if masks is not None else None     # drawn into in place
-            for name in draw_order(ch.view, ch.mirror):
+            depth = job.depth[f, i] if job.depth is not None else None
+            for name in frame_order(view, flip, depth):
                 part = pup.binding.parts.get(name)
                 if part is None:
                     continue
@@ -168,7 +204,7 @@ class PuppetEngine:
     def part_coverage(self, job: Job, f: int, i: int) -> dict[str, np.ndarray]:
         """Each part's own drawn alpha ``(H, W)`` float32 (0..1) of character ``i`` at frame
         ``f`` (tests, debugging), keyed by part name."""
-        puppets = [self.puppet(c.name, c.view, c.mirror) for c in job.characters]
+        puppets = self.puppets(job)
         canvas = np.zeros((job.height, job.width, 3), np.uint8)
         cov: dict = {}
         self.render_frame(job, f, puppets, canvas, coverage=cov)
@@ -179,7 +215,8 @@ class PuppetEngine:
         from cinekit.render.background import background
 
         self.check_inputs(job)
-        puppets = [self.puppet(c.name, c.view, c.mirror) for c in job.characters]
+        self._held = {}                       # a new clip holds nothing from the last
+        puppets = self.puppets(job)
         frames = np.empty((job.frames, job.height, job.width, 3), np.uint8)
         masks = np.zeros((job.frames, len(job.characters), job.height, job.width), bool)
         read = getattr(getattr(self.runtime, "files", None), "read", None)
@@ -200,7 +237,8 @@ class PuppetEngine:
         from cinekit.render.background import background
 
         self.check_inputs(job)
-        puppets = [self.puppet(c.name, c.view, c.mirror) for c in job.characters]
+        self._held = {}                       # a new clip holds nothing from the last
+        puppets = self.puppets(job)
         read = getattr(getattr(self.runtime, "files", None), "read", None)
         base = np.clip(np.asarray(background(job.background, job.width, job.height, read=read), np.float32) + 0.5, 0, 255)
         base = base.astype(np.uint8)
@@ -226,32 +264,43 @@ class PuppetEngine:
         return FrameStream(frames(), extras=(), masks=True, info=info)
 
     def view_report(self, job: Job) -> dict[str, dict]:
-        """Per character, for the sidecar: the art drawn and the views the track's body asks
-        for, frame by frame (from its yaw, read off the shoulder line's width against the
-        rig's). Where the character has no art for a view, its front art stays a readable
-        front figure (a torso is narrowed at most to ``deform._SQUASH``, never to a profile)."""
+        """Per character, for the sidecar: the art drawn (frames per view drawn), the views the
+        track's body asks for frame by frame (from its yaw, read off the shoulder line's width
+        against the drawn rig's), and the planner's note (``JobCharacter.note``: a 3-D motion
+        turned to face the camera). Where the character has no art for a view, its art stays
+        a readable figure (a torso is narrowed at most to ``deform._SQUASH``, never to a
+        profile): ``kept_readable`` says so."""
         from cinekit.pose.skeleton import INDEX
 
         rs, ls = INDEX["right_shoulder"], INDEX["left_shoulder"]
         out = {}
         for i, ch in enumerate(job.characters):
             identity = self.runtime.identities.get(ch.name)
-            ref, rig = _rig_reference(identity, ch.view)
             wanted = {"front": 0, "three_quarter": 0, "side": 0}
-            rest = float(np.hypot(*(rig[ls] - rig[rs])))
+            drawn: dict[str, int] = {}
             for f in range(job.frames):
+                view, _ = ch.view_at(f)
+                drawn[view] = drawn.get(view, 0) + 1
+                ref, rig = _rig_reference(identity, view)
+                rest = float(np.hypot(*(rig[ls] - rig[rs])))
                 pose = job.pose[f, i]
                 s = frame_scale(rig, pose)
                 width = float(np.hypot(*(pose[ls] - pose[rs])))
                 if s is None or not np.isfinite(width) or rest <= 0:
                     continue
                 r = width / (s * rest)
-                wanted["front" if r > 0.8 else "three_quarter" if r > 0.45 else "side"] += 1
+                if ref.view == "front":
+                    wanted["front" if r > 0.8 else "three_quarter" if r > 0.45 else "side"] += 1
+                else:   # the planner chose this drawing for the body's yaw (pose.views)
+                    wanted[ref.view] = wanted.get(ref.view, 0) + 1
             art = {r.view for r in identity.references}
-            missing = sorted(v for v, n in wanted.items() if n and v not in art and v != ref.view)
-            out[ch.name] = {"art": ref.view, "frames_by_view": wanted}
+            first = _rig_reference(identity, ch.view)[0].view
+            missing = sorted(v for v, n in wanted.items() if n and v not in art and v not in drawn)
+            out[ch.name] = {"art": first, "drawn": drawn, "frames_by_view": wanted}
+            if ch.note:
+                out[ch.name]["note"] = ch.note
             if missing:
                 out[ch.name]["kept_readable"] = (
-                    f"no {'/'.join(missing)} art: drew the {ref.view} art as a readable {ref.view} figure "
+                    f"no {'/'.join(missing)} art: drew the {first} art as a readable {first} figure "
                     f"in those frames rather than squashing it into a profile")
         return out

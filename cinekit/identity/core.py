@@ -53,6 +53,7 @@ class Identity:
     rig: np.ndarray | None                       # (18, 2) pixels on references[0]; NaN = missing
     rig_extra: dict[str, tuple[float, float]] = field(default_factory=dict)
     palette: list[tuple[int, int, int]] = field(default_factory=list)
+    rigs: list[np.ndarray | None] = field(default_factory=list)   # per reference: rigs[0] is ``rig``
 
     def reference_for(self, view: str) -> Reference:
         """The reference whose view best matches ``view`` (front/three_quarter/side/back)."""
@@ -70,6 +71,10 @@ class Identity:
             out.append(ref.path)
             if spec.mask:
                 out.append(resolve(self.spec_path, spec.mask))
+            if spec.parts:
+                out.append(resolve(self.spec_path, spec.parts))
+            if spec.rig is not None and spec.rig.from_:
+                out.append(resolve(self.spec_path, spec.rig.from_))
         if self.spec.rig and self.spec.rig.from_:
             out.append(resolve(self.spec_path, self.spec.rig.from_))
         out += [resolve(self.spec_path, x.file) for x in self.spec.lora]
@@ -145,12 +150,18 @@ def _load_reference(spec_path: Path, image: str, view: str, mask: str | None, ri
 def load_rig(spec: CharacterSpec, spec_path: Path,
              read: Reader = _read_bytes) -> tuple[np.ndarray | None, dict[str, tuple[float, float]]]:
     """The rig as a COCO-18 ``(18, 2)`` array on references[0] (pixels) plus extra named joints."""
-    if spec.rig is None:
+    return load_rig_spec(spec.rig, spec_path, read)
+
+
+def load_rig_spec(rig_spec, spec_path: Path,
+                  read: Reader = _read_bytes) -> tuple[np.ndarray | None, dict[str, tuple[float, float]]]:
+    """A ``RigSpec`` (the character's, or a reference's own) as ``(18, 2)`` pixels + extras."""
+    if rig_spec is None:
         return None, {}
-    if spec.rig.joints is not None:
+    if rig_spec.joints is not None:
         pose = empty_pose()
         extra = {}
-        for name, xy in spec.rig.joints.items():
+        for name, xy in rig_spec.joints.items():
             if name in INDEX:
                 pose[INDEX[name]] = xy
             else:
@@ -158,7 +169,7 @@ def load_rig(spec: CharacterSpec, spec_path: Path,
         return pose, extra
     from cinekit.pose.rig_file import load_rig_mapping  # the rig's `map:` (extra limbs)
 
-    mapping = load_rig_mapping(resolve(spec_path, spec.rig.from_), getattr(spec.rig, "map", None), read)
+    mapping = load_rig_mapping(resolve(spec_path, rig_spec.from_), getattr(rig_spec, "map", None), read)
     return mapping.humanoid.copy(), dict(mapping.extra)
 
 
@@ -186,14 +197,15 @@ def dominant_colours(rgba: np.ndarray, mask: np.ndarray, k: int = 5) -> list[tup
 
 def load_identity(spec: CharacterSpec, spec_path: Path, read: Reader = _read_bytes) -> Identity:
     rig, extra = load_rig(spec, spec_path, read)
-    # The rig is given on references[0]; other views are cleaned up without one.
-    references = [_load_reference(spec_path, r.image, r.view, r.mask, rig if i == 0 else None, r.mask_cleanup, read)
+    # The character's rig is references[0]'s; another view may carry its own (a side drawing).
+    rigs = [rig] + [load_rig_spec(r.rig, spec_path, read)[0] for r in spec.references[1:]]
+    references = [_load_reference(spec_path, r.image, r.view, r.mask, rigs[i], r.mask_cleanup, read)
                   for i, r in enumerate(spec.references)]
     if spec.palette:
         palette = [parse_color(c) for c in spec.palette]
     else:
         palette = dominant_colours(references[0].rgba, references[0].mask)
-    return Identity(spec.name, spec, Path(spec_path), references, rig, extra, palette)
+    return Identity(spec.name, spec, Path(spec_path), references, rig, extra, palette, rigs)
 
 
 class IdentityStore:

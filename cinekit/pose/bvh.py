@@ -464,17 +464,34 @@ def coco_points_3d(bvh: Bvh) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, 
     return out, (up, left, forward)
 
 
-def project(points: np.ndarray, frame: tuple[np.ndarray, np.ndarray, np.ndarray], view: str) -> np.ndarray:
-    """Orthographic projection of (F,18,3) to (F,18,2), y down.
+def project(points: np.ndarray, frame: tuple[np.ndarray, np.ndarray, np.ndarray], view: str,
+            follow: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Orthographic projection of (F,18,3) to ((F,18,2) y down, (F,18) depth toward the camera).
 
     ``front``: the camera looks at the figure's front (its left on the image right);
     ``side``: the camera is at the figure's right, the figure faces the image right.
+    ``follow``: the camera turns with the body (its hips and shoulders, about the up axis)
+    frame by frame, so the figure keeps facing it (art drawn from one side only, never shown
+    in a profile it has no drawing for); the hips still travel along the fixed axes.
     """
     up, left, forward = frame
-    right_axis = {"front": left, "side": forward}[view]
-    x = points @ right_axis
-    y = -(points @ up)
-    return np.stack([x, y], axis=-1)
+    right_axis, toward = {"front": (left, forward), "side": (forward, -left)}[view]
+    if not follow:
+        return np.stack([points @ right_axis, -(points @ up)], axis=-1), points @ toward
+    hips = 0.5 * (points[:, INDEX["right_hip"]] + points[:, INDEX["left_hip"]])     # (F, 3)
+    across = (points[:, INDEX["left_hip"]] - points[:, INDEX["right_hip"]]
+              + points[:, INDEX["left_shoulder"]] - points[:, INDEX["right_shoulder"]])
+    across = across - np.outer(across @ up, up)
+    # yaw of the body about up, from frame 0's facing (the fixed camera's)
+    yaw = np.arctan2(across @ -forward, across @ left)[:, None]                  # (F, 1)
+    yaw = np.where(np.isfinite(yaw), yaw, 0.0)
+    rel = points - hips[:, None]
+    # un-turn each frame's body about the up axis through its hips
+    a, b = rel @ left, rel @ forward
+    c, s = np.cos(yaw), np.sin(yaw)
+    unturned = hips[:, None] + (a * c - b * s)[..., None] * left + (a * s + b * c)[..., None] * forward \
+        + (rel @ up)[..., None] * up
+    return np.stack([unturned @ right_axis, -(unturned @ up)], axis=-1), unturned @ toward
 
 
 def _spread(p2: np.ndarray) -> float:
@@ -482,12 +499,14 @@ def _spread(p2: np.ndarray) -> float:
     return float(np.nansum(np.nanvar(p2, axis=0)))
 
 
-def load_bvh(path: str | Path, view: str = "auto", frames: tuple[int, int] | None = None) -> Motion:
-    """A BVH file -> ``Motion`` of COCO-18 2D poses (BVH units, y down).
+def load_bvh(path: str | Path, view: str = "auto", frames: tuple[int, int] | None = None,
+             follow: bool = False) -> Motion:
+    """A BVH file -> ``Motion`` of COCO-18 2D poses (BVH units, y down) with each joint's depth.
 
     ``view``: ``front``, ``side`` or ``auto`` (the side view only when it shows clearly more
     motion spread, > 1.5x, than the front view). ``frames``: ``(first, stop)`` reads only
-    those frames (the up axis and the view are then found from them).
+    those frames (the up axis and the view are then found from them). ``follow``: the camera
+    turns with the body (``project``).
     """
     if view not in ("front", "side", "auto"):
         raise ValueError(f"view must be front, side or auto, got {view!r}")
@@ -497,6 +516,8 @@ def load_bvh(path: str | Path, view: str = "auto", frames: tuple[int, int] | Non
         raise MotionFormatError(f"{p}: no frames" + (f" in {frames[0]}..{frames[1]}" if frames else ""))
     pts, frame = coco_points_3d(bvh)
     if view == "auto":
-        front, side = project(pts, frame, "front"), project(pts, frame, "side")
+        front, side = project(pts, frame, "front")[0], project(pts, frame, "side")[0]
         view = "side" if _spread(side) > 1.5 * _spread(front) else "front"
-    return Motion(project(pts, frame, view), fps=bvh.fps, source=f"{p} (view={view})")
+    xy, depth = project(pts, frame, view, follow)
+    return Motion(xy, fps=bvh.fps, source=f"{p} (view={view}{', following the body' if follow else ''})",
+                  depth=depth)

@@ -30,11 +30,18 @@ class Motion:
     poses: np.ndarray  # (frames, 18, 2) source units (pixels, or BVH units projected)
     fps: float
     source: str = ""
+    # (frames, 18) each joint's distance toward the camera, source units (a BVH's 3-D);
+    # None for 2-D sources
+    depth: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.poses = np.asarray(self.poses, dtype=np.float64)
         if self.poses.ndim != 3 or self.poses.shape[1:] != (N_JOINTS, 2):
             raise ValueError(f"Motion.poses must be (frames, 18, 2), got {self.poses.shape}")
+        if self.depth is not None:
+            self.depth = np.asarray(self.depth, dtype=np.float64)
+            if self.depth.shape != self.poses.shape[:2]:
+                raise ValueError(f"Motion.depth must be (frames, 18), got {self.depth.shape}")
         if not self.fps > 0:
             raise ValueError(f"Motion.fps must be > 0, got {self.fps}")
 
@@ -117,6 +124,25 @@ def resample(
         return out
     idx = np.minimum(t, t1) * motion.fps
     return _interp(motion.poses, idx, wrap=False)
+
+
+def resample_depth(motion: Motion, fps: float, **options) -> np.ndarray | None:
+    """``motion.depth`` sampled at the frames ``resample(motion, fps, **options)`` gives
+    ``(frames, 18)``; None when the motion has no depth."""
+    if motion.depth is None:
+        return None
+    twin = Motion(np.repeat(motion.depth[..., None], 2, axis=-1), motion.fps)
+    return resample(twin, fps, **options)[..., 0]
+
+
+def body_unit(poses: np.ndarray) -> float:
+    """The length unit of ``to_body_space`` (source units per body height) of ``poses``
+    (F, 18, 2): depths are divided by it to share the track's units."""
+    body = to_body_space(poses)
+    p = np.asarray(poses, dtype=np.float64)
+    src = np.nanmax(p[..., 1]) - np.nanmin(p[..., 1])
+    out = np.nanmax(body[..., 1]) - np.nanmin(body[..., 1])
+    return float(src / out) if out > 0 else 1.0
 
 
 def _nanmean(a: np.ndarray, axis: int) -> np.ndarray:

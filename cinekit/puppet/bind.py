@@ -165,7 +165,7 @@ def bind(rgba: np.ndarray, mask: np.ndarray, rig: np.ndarray, labels: np.ndarray
         raise ValueError(f"rig lacks {', '.join(missing)}")
     rig = np.asarray(rig, dtype=np.float64)
     mask = np.asarray(mask, dtype=bool)
-    auto = label_parts(mask, rig)
+    auto = label_parts(mask, rig, rgba[..., :3])
     # A user's map overrides the cut where it labels a pixel; the rest is cut automatically.
     labels = auto if labels is None else fill_unlabelled(np.where(mask, labels, -1).astype(np.int8), auto, mask)
     hip_mid = 0.5 * (rig[INDEX["right_hip"]] + rig[INDEX["left_hip"]])

@@ -1,7 +1,7 @@
 """A contact sheet of the puppet on real third-party art: ``python -m cinekit.puppet.contact_sheet``.
 
 Rows: the AnimatedDrawings characters and a real reference (``real-refs/anyone-2.png``, made
-usable here with a flood-fill mask and a rig given below); columns: frames of a wave
+usable by cinekit itself: its automatic mask, ``identity.masks``, and a rig given below); columns: frames of a wave
 (``wave_hello.bvh``), a dab (keyframed from ``stand``), and jumping jacks
 (``jumping_jacks.bvh``). Each tile draws the pose track's skeleton thinly over the render,
 so a limb off its track shows. Writes ``docs/img/puppet_real_art.png`` (or ``--out``).
@@ -25,23 +25,6 @@ HERO_RIG = {
     "right_hip": [257, 452], "right_knee": [255, 592], "right_ankle": [252, 742],
     "left_hip": [325, 452], "left_knee": [330, 592], "left_ankle": [334, 742],
 }
-
-
-def hero_mask(path: Path) -> np.ndarray:
-    """Figure of a reference on a flat background: not reached by a flood fill from the
-    corners (inside a dark frame line), and not of the background's colour."""
-    from scipy.ndimage import label
-
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    h, w = bgr.shape[:2]
-    reach = np.zeros((h + 2, w + 2), np.uint8)
-    flags = 4 | cv2.FLOODFILL_MASK_ONLY | cv2.FLOODFILL_FIXED_RANGE | (255 << 8)
-    for seed in ((8, 8), (w - 9, 8), (8, h - 9), (w - 9, h - 9)):
-        cv2.floodFill(bgr, reach, seed, 0, (14, 14, 14), (14, 14, 14), flags)
-    fig = (reach[1:-1, 1:-1] == 0) & (np.abs(bgr.astype(int) - bgr[8, 8].astype(int)).max(axis=-1) > 14)
-    fig[:6], fig[-6:], fig[:, :6], fig[:, -6:] = False, False, False, False
-    lab, _ = label(fig)
-    return lab == 1 + np.bincount(lab.ravel())[1:].argmax()
 
 
 def dab_track(frames: int) -> np.ndarray:
@@ -93,9 +76,8 @@ def characters(tmp: Path) -> dict:
         spec = CharacterSpec.model_validate({"name": c, "references": [{"image": str(d / "texture.png"), "mask": str(d / "mask.png")}],
                                              "rig": {"from": str(d / "char_cfg.yaml")}})
         out[c] = (spec, d / "character.yaml")
-    ref = data / "real-refs" / "anyone-2.png"
-    cv2.imwrite(str(tmp / "anyone-2_mask.png"), hero_mask(ref).astype(np.uint8) * 255)
-    spec = CharacterSpec.model_validate({"name": "anyone-2", "references": [{"image": str(ref), "mask": str(tmp / "anyone-2_mask.png")}],
+    ref = data / "real-refs" / "anyone-2.png"   # no mask: cinekit cuts it from its backdrop
+    spec = CharacterSpec.model_validate({"name": "anyone-2", "references": [{"image": str(ref)}],
                                          "rig": {"joints": HERO_RIG}})
     out["anyone-2"] = (spec, tmp / "anyone-2.yaml")
     return out

@@ -23,13 +23,8 @@ import numpy as np
 from skimage.graph import MCP_Geometric
 
 from cinekit.pose.skeleton import INDEX
+from cinekit.puppet.part_map import PART_COLOURS, PART_NAMES, labels_from_map  # noqa: F401 (re-exported)
 
-# Parts: name -> (transform slot in ``deform.PARTS`` order, parent part or None).
-PART_NAMES: tuple[str, ...] = (
-    "torso", "head",
-    "right_upper_arm", "right_forearm", "right_hand", "left_upper_arm", "left_forearm", "left_hand",
-    "right_thigh", "right_shin", "right_foot", "left_thigh", "left_shin", "left_foot",
-)
 SLOTS: tuple[str, ...] = (
     "head", "torso_upper", "torso_lower",
     "right_upper_arm", "right_forearm", "left_upper_arm", "left_forearm",
@@ -94,8 +89,54 @@ def _seeds(rig: np.ndarray) -> dict[str, dict]:
     return out
 
 
-def label_parts(mask: np.ndarray, rig: np.ndarray) -> np.ndarray:
-    """Part index (into ``PART_NAMES``) of every pixel ``(H, W)`` int8; -1 outside ``mask``."""
+def limb_half_width(mask: np.ndarray, a: np.ndarray, b: np.ndarray, rgb: np.ndarray | None = None) -> float:
+    """Half the width of the limb along bone ``a -> b`` (pixels): at points along the middle
+    of the bone, the distance to the background on whichever side meets it (the smaller when
+    both do). A side that runs on into the figure (an arm held against the body, a hat brim
+    over the shoulder) says nothing; where neither side meets the background (a forearm drawn
+    across the chest) the distance to the first strong change of colour from the bone's own
+    (``rgb`` (H, W, 3), when given) stands in. Median over the points that measured; 0 when
+    none did. Searches a third of the bone's length."""
+    d = b - a
+    length = float(np.hypot(*d))
+    if length < 2:
+        return 0.0
+    n = np.array([-d[1], d[0]]) / length
+    h, w = mask.shape
+    steps = np.arange(1, int(length / 3) + 1)
+    out = []
+    for t in np.linspace(0.25, 0.75, 9):
+        centre = a + t * d
+        sides, edges = [], []
+        for sign in (1.0, -1.0):
+            ij = np.round(centre + sign * steps[:, None] * n).astype(int)
+            inside = (ij[:, 0] >= 0) & (ij[:, 0] < w) & (ij[:, 1] >= 0) & (ij[:, 1] < h)
+            hit = np.zeros(len(steps), bool)
+            hit[inside] = mask[ij[inside, 1], ij[inside, 0]]
+            if not hit.all():
+                sides.append(float(steps[np.argmin(hit)]))
+            elif rgb is not None:
+                c = np.round(centre).astype(int)
+                if 0 <= c[0] < w and 0 <= c[1] < h:
+                    own = rgb[c[1], c[0]].astype(int)
+                    change = np.abs(rgb[ij[:, 1], ij[:, 0]].astype(int) - own).max(axis=-1) > 60
+                    if change.any():
+                        edges.append(float(steps[np.argmax(change)]))
+        if sides:
+            out.append(min(sides))
+        elif len(edges) == 2:
+            out.append(min(edges))
+    return float(np.median(out)) if out else 0.0
+
+
+def label_parts(mask: np.ndarray, rig: np.ndarray, rgb: np.ndarray | None = None) -> np.ndarray:
+    """Part index (into ``PART_NAMES``) of every pixel ``(H, W)`` int8; -1 outside ``mask``.
+
+    A limb's seed is its bone drawn as thick as most of the limb's half-width
+    (``limb_half_width``): art with the arms against the body (a real costume reference)
+    otherwise gives the inner half of each sleeve to the torso, which is nearer through the
+    figure than the bone in the sleeve's middle; that half then stays on the torso as a strip
+    when the arm rises."""
     h, w = mask.shape
     f = min(1.0, _GEO_SIDE / max(h, w))
     sh, sw = max(2, int(round(h * f))), max(2, int(round(w * f)))
@@ -103,14 +144,25 @@ def label_parts(mask: np.ndarray, rig: np.ndarray) -> np.ndarray:
     costs = np.where(small, 1.0, _OUTSIDE_COST)
     to_small = lambda p: (np.asarray(p, float) + 0.5) * (sw / w, sh / h) - 0.5  # noqa: E731
     seeds = _seeds(rig)
-    dist = np.empty((len(seeds), sh, sw))
-    for r, s in enumerate(seeds.values()):
+    canvases = {}
+    for name, s in seeds.items():
         canvas = np.zeros((sh, sw), np.uint8)
+        thick = 1
+        if name in BONE:
+            a, b = (rig[INDEX[j]] for j in BONE[name])
+            thick = max(1, int(round(2 * 0.8 * limb_half_width(mask, a, b, rgb) * f)))
         for a, b in s["lines"]:
             a, b = np.round(to_small(a)).astype(int), np.round(to_small(b)).astype(int)
-            cv2.line(canvas, (int(a[0]), int(a[1])), (int(b[0]), int(b[1])), 1, 1)
+            cv2.line(canvas, (int(a[0]), int(a[1])), (int(b[0]), int(b[1])), 1, thick)
         if "poly" in s:
             cv2.fillPoly(canvas, [np.round(to_small(s["poly"])).astype(np.int32)], 1)
+        canvases[name] = canvas
+    # An arm drawn across the body (a forearm over the chest) is the arm's, not the torso
+    # polygon's: where an arm's seed lies inside the torso's, the arm keeps it.
+    for name in ("right_upper_arm", "right_forearm", "left_upper_arm", "left_forearm"):
+        canvases["torso"][canvases[name] > 0] = 0
+    dist = np.empty((len(seeds), sh, sw))
+    for r, canvas in enumerate(canvases.values()):
         starts = [tuple(p) for p in np.argwhere(canvas > 0)]
         dist[r], _ = MCP_Geometric(costs, fully_connected=True).find_costs(starts)
     near = dist.argmin(axis=0).astype(np.uint8)
@@ -126,27 +178,6 @@ def label_parts(mask: np.ndarray, rig: np.ndarray) -> np.ndarray:
         labels[(labels == PART_NAMES.index(bone)) & (t > 1.0)] = PART_NAMES.index(end)
     labels[~mask] = -1
     return labels
-
-
-PART_COLOURS: dict[str, tuple[int, int, int]] = {
-    "torso": (255, 0, 0), "head": (255, 255, 0),
-    "right_upper_arm": (0, 255, 0), "right_forearm": (0, 160, 0), "right_hand": (0, 80, 0),
-    "left_upper_arm": (0, 0, 255), "left_forearm": (0, 0, 160), "left_hand": (0, 0, 80),
-    "right_thigh": (255, 0, 255), "right_shin": (160, 0, 160), "right_foot": (80, 0, 80),
-    "left_thigh": (0, 255, 255), "left_shin": (0, 160, 160), "left_foot": (0, 80, 80),
-}
-"""A user's part label map (``parts:`` on a reference): one flat RGB colour per part; any
-other colour (or black) is "not labelled" and takes the automatic cut."""
-
-
-def labels_from_map(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """A part label map (H, W, 3+) RGB in ``PART_COLOURS`` -> part indices (H, W) int8;
-    figure pixels of no listed colour are -1 (unlabelled), as is everything outside ``mask``."""
-    out = np.full(mask.shape, -1, np.int8)
-    rgb = image[..., :3].astype(np.int16)
-    for name, c in PART_COLOURS.items():
-        out[(np.abs(rgb - c).max(axis=-1) <= 24) & mask] = PART_NAMES.index(name)
-    return out
 
 
 def fill_unlabelled(labels: np.ndarray, auto: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -147,6 +147,10 @@ def character_files(spec, spec_path: Path) -> list[Path]:
         out.append(resolve(spec_path, ref.image))
         if ref.mask:
             out.append(resolve(spec_path, ref.mask))
+        if getattr(ref, "parts", None):       # the puppet's part label map
+            out.append(resolve(spec_path, ref.parts))
+        if getattr(ref, "rig", None) is not None and ref.rig.from_:   # a view's own rig file
+            out.append(resolve(spec_path, ref.rig.from_))
     if spec.rig and spec.rig.from_:
         out.append(resolve(spec_path, spec.rig.from_))
     out += [resolve(spec_path, x.file) for x in spec.lora]

@@ -84,6 +84,38 @@ def output_stem(list_stem: str, shot_id: str, engine: str, own_engine: str) -> s
     return f"{list_stem}/{shot_id}" if engine == own_engine else f"{list_stem}/{engine}/{shot_id}"
 
 
+def _projection(view: str, art: frozenset) -> tuple[str, bool]:
+    """(BVH projection, follow the body's turn) for a character with drawings for the views
+    in ``art``. Art of one view only is never shown in a profile (or a back) it has no drawing
+    for: the camera faces the body and turns with it (``bvh.project``); with several views
+    the camera stays put and each frame draws the view its yaw asks for (``pose.views``)."""
+    if len(art) > 1:
+        return view, False
+    return ("side" if art <= {"side", "three_quarter"} else "front"), True
+
+
+def art_views(spec) -> frozenset:
+    """The views a character has drawings for that the puppet can pose: the first reference
+    (the character's ``rig:``) and every reference with a ``rig:`` of its own."""
+    out = {spec.references[0].view}
+    out |= {r.view for r in spec.references[1:] if getattr(r, "rig", None) is not None}
+    return frozenset(out)
+
+
+def _view_note(name: str, art: frozenset, wanted: dict, asked: str, projected: str | None) -> str:
+    """What the planner kept from the motion for a character's art, for the sidecar."""
+    missing = {v: n for v, n in wanted.items() if n and v not in art}
+    notes = []
+    if projected is not None and asked in ("side", "auto") and projected != asked and "side" not in art:
+        notes.append(f"{name} has {'/'.join(sorted(art))} art only: the 3-D motion is shown from the "
+                     f"{projected} (not a side view), the camera turning with the body")
+    if missing:
+        frames = ", ".join(f"{n} {v}" for v, n in missing.items())
+        notes.append(f"frames that ask for a view {name} has no art for ({frames}): drawn with the "
+                     f"{'/'.join(sorted(art))} art, kept readable")
+    return "; ".join(notes)
+
+
 class Planner:
     """Builds jobs for one project; caches what several shots share (library, rigs, motion files)."""
 
@@ -143,23 +175,32 @@ class Planner:
 
     def body_track(self, pose, frames: int, fps: float, list_path: Path) -> np.ndarray:
         """``(frames, 18, 2)`` body-space poses for one character's pose source."""
+        return self.body_and_depth(pose, frames, fps, list_path)[0]
+
+    def body_and_depth(self, pose, frames: int, fps: float, list_path: Path,
+                       art: frozenset = frozenset({"front", "three_quarter", "side", "back"})):
+        """(``(frames, 18, 2)`` body-space poses, ``(frames, 18)`` depth in body heights or None)
+        for one character's pose source; ``art``: the views the character has drawings for (a
+        3-D motion is never projected to a view the art cannot show, ``_projection``)."""
         from cinekit.pose.keyframes import interpolate, sample_times
 
         times = sample_times(frames, fps)
         if isinstance(pose, str):
             base = self._library_pose(pose)
             if base.ndim == 3:  # a stored motion used by name
-                return self._resampled_library_motion(pose, fps, frames, PoseSpec(motion=pose))
-            return np.broadcast_to(base, (frames, 18, 2)).copy()
+                return self._resampled_library_motion(pose, fps, frames, PoseSpec(motion=pose)), None
+            return np.broadcast_to(base, (frames, 18, 2)).copy(), None
         assert isinstance(pose, PoseSpec)
         if pose.source == "keyframes":
+            from cinekit.pose.views import keyframe_depth
+
             keys = [(k.at, self._library_pose(k.pose), k.ease) for k in pose.keyframes]
-            return interpolate(keys, times)
+            return interpolate(keys, times), keyframe_depth(pose.keyframes, times)
         if pose.source == "motion" and self.is_text_motion(pose):
-            return self.text_track(pose.motion, frames, fps).poses.copy()
+            return self.text_track(pose.motion, frames, fps).poses.copy(), None
         if pose.source == "motion":
-            return self._resampled_library_motion(pose.motion, fps, frames, pose)
-        return self._resampled_file_motion(pose, fps, frames, list_path)
+            return self._resampled_library_motion(pose.motion, fps, frames, pose), None
+        return self._resampled_file_motion(pose, fps, frames, list_path, art)
 
     def is_text_motion(self, pose) -> bool:
         """``motion:`` names a stored motion (poses/ with frames), else it is a sentence
@@ -199,11 +240,18 @@ class Planner:
         motion = Motion(poses, motion_fps, source=name)
         return resample(motion, fps, start=pose.start, end=pose.end, speed=pose.speed, loop=pose.loop, frames=frames)
 
-    def _resampled_file_motion(self, pose: PoseSpec, fps, frames, list_path: Path) -> np.ndarray:
-        from cinekit.pose.motion import import_motion, resample, to_body_space
+    def _resampled_file_motion(self, pose: PoseSpec, fps, frames, list_path: Path, art=frozenset({"front"})):
+        from cinekit.pose.motion import (
+            body_unit,
+            import_motion,
+            resample,
+            resample_depth,
+            to_body_space,
+        )
 
         path = (list_path.parent / getattr(pose, pose.source)).resolve()
-        key = (pose.source, str(path), pose.view, pose.person)
+        view, follow = _projection(pose.view, art) if pose.source == "bvh" else (pose.view, False)
+        key = (pose.source, str(path), view, follow, pose.person)
         if key not in self._motions:
             from cinekit.render.tracks import cached_track
 
@@ -229,7 +277,7 @@ class Planner:
                                       lambda: import_motion(path, person=pose.person),
                                       files=self.files, cache_dir=self.cache_dir)
             elif pose.source == "bvh":
-                motion = import_motion(path, view=pose.view)
+                motion = import_motion(path, view=view, follow=follow)
             else:
                 motion = import_motion(path, person=pose.person)
             if self.files is not None and not self.files.unchanged(path):
@@ -237,8 +285,32 @@ class Planner:
                                 hint="run the command again")
             self._motions[key] = motion
         motion = self._motions[key]
-        poses = resample(motion, fps, start=pose.start, end=pose.end, speed=pose.speed, loop=pose.loop, frames=frames)
-        return to_body_space(poses)
+        timing = dict(start=pose.start, end=pose.end, speed=pose.speed, loop=pose.loop, frames=frames)
+        poses = resample(motion, fps, **timing)
+        depth = resample_depth(motion, fps, **timing)
+        if depth is not None:
+            depth = depth / body_unit(poses)    # body heights, as the track
+        return to_body_space(poses), depth
+
+    def _views(self, ch, body: np.ndarray, depth, art: frozenset, fps: float):
+        """(view, per-frame view segments, note) of a character in a shot: the view the user
+        gave, else per frame the drawing nearest the body's yaw (``pose.views``)."""
+        from cinekit.pose.views import choose_views, yaw_track
+
+        pose = ch.pose if isinstance(ch.pose, PoseSpec) else None
+        asked = pose.view if pose is not None else "auto"
+        projected = None
+        if pose is not None and pose.source == "bvh":
+            projected = _projection(pose.view, art)[0]
+        if ch.view:                     # the user's choice, every frame
+            return ch.view, (), ""
+        yaw = yaw_track(body, depth)
+        segments, wanted, _drawn = choose_views(yaw, set(art), ch.mirror, min_frames=max(2, round(fps / 6)))
+        note = _view_note(ch.name, art, wanted, asked, projected)
+        first = segments[0][1] if segments else "front"
+        if len(segments) <= 1 and (not segments or segments[0][2] == ch.mirror):
+            segments = ()               # one drawing throughout: the plain view
+        return first, segments, note
 
     def _rel(self, path: Path) -> str:
         """``project.rel`` memoised (it resolves the path: syscalls, once per list, not per shot)."""
@@ -274,18 +346,23 @@ class Planner:
         camera = shot.camera or d.camera or "medium"
         camera_value = camera.model_dump() if isinstance(camera, CameraSpec) else camera
 
-        tracks, characters = [], []
+        tracks, depths, characters = [], [], []
         for ch in shot.characters:
             # A storyboard repeats the same few poses: the retargeted track of (pose, character,
             # frames) is computed once per run (pure functions of those, so the bytes are the same).
             pose_key = ch.pose if isinstance(ch.pose, str) else ch.pose.model_dump_json()
-            memo = (pose_key, str(list_path), frames, fps, ch.name, ch.mirror)
+            memo = (pose_key, str(list_path), frames, fps, ch.name, ch.mirror, ch.view)
+            spec, spec_path = self.project.characters[ch.name]
+            art = art_views(spec)
             if memo not in self._bodies:
-                body = self.body_track(ch.pose, frames, fps, list_path)
+                body, depth = self.body_and_depth(ch.pose, frames, fps, list_path, art)
                 lengths = self.lengths(ch.name)  # also reads the rig's torso shape
                 body = retarget(body, lengths, torso=self._torsos.get(ch.name))
                 if ch.mirror:
+                    from cinekit.pose.skeleton import MIRROR
+
                     body = mirror(body, 0.0)
+                    depth = None if depth is None else depth[:, list(MIRROR)]
                 if self.is_text_motion(ch.pose):  # planted feet carry the retargeted body (pose.gait)
                     from cinekit.pose.gait import lock_feet, pin_feet
 
@@ -294,15 +371,16 @@ class Planner:
                     if ch.mirror:  # mirroring swapped the left and right joints
                         plant, contact = np.where(plant >= 0, 1 - plant, plant), contact[:, ::-1]
                     body = pin_feet(lock_feet(body, plant), contact)
+                views = self._views(ch, body, depth, art, fps)
                 body.setflags(write=False)
-                self._bodies[memo] = body
-            tracks.append(self._bodies[memo])
-            view = ch.view or (ch.pose.view if isinstance(ch.pose, PoseSpec) and ch.pose.view == "side" else "front")
-            spec, spec_path = self.project.characters[ch.name]
+                self._bodies[memo] = (body, depth, views)
+            body, depth, (view, views, note) = self._bodies[memo]
+            tracks.append(body)
+            depths.append(depth)
             from cinekit.pose.camera import position_value
 
             characters.append(JobCharacter(name=ch.name, spec_path=str(spec_path), position=position_value(ch.position),
-                                           scale=ch.scale, mirror=ch.mirror, z=ch.z, view=view))
+                                           scale=ch.scale, mirror=ch.mirror, z=ch.z, view=view, views=views, note=note))
         if tracks:
             pose = place(tracks, [c.position for c in characters], [c.scale for c in characters], camera_value, width, height)
             zoom = camera_value.get("scale", 1.0) if isinstance(camera_value, dict) else 1.0
@@ -311,6 +389,9 @@ class Planner:
                 pose[:, i, :, 0] += (travel * width * zoom)[:, None]
         else:
             pose = np.zeros((frames, 0, 18, 2))
+        depth = None
+        if any(d is not None for d in depths):
+            depth = np.stack([d if d is not None else np.full((frames, 18), np.nan) for d in depths], axis=1)
 
         background = pick("background")
         colour = parse_color(background)
@@ -333,7 +414,7 @@ class Planner:
             characters=tuple(characters), pose=pose.astype(np.float64),
             output=output_stem(list_path.stem, shot.id, engine, own_engine), background=background,
             camera=camera if isinstance(camera, str) else "custom", model=model,
-            refine=shot.refine, raw_prompt=shot.prompt, options=options,
+            refine=shot.refine, raw_prompt=shot.prompt, options=options, depth=depth,
         )
 
     def plan_all(self, shot_ids: list[str] | None = None,

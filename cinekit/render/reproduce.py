@@ -63,7 +63,12 @@ def job_from_record(record: dict[str, Any], root: Path | None = None) -> Job:
     if digest != rec["pose"]["sha256"]:
         raise UserError("the sidecar's pose track does not match its recorded digest (edited by hand?)")
     rec["pose"] = pose
-    rec["characters"] = tuple(JobCharacter(**{**c, "spec_path": absolute(c["spec_path"], root)})
+    if "depth" in rec:       # the puppet's layer depths: recorded beside the pose track
+        if "depth_track" not in record:
+            raise UserError("this sidecar records a depth digest but no depth track")
+        rec["depth"] = decode_pose(record["depth_track"])
+    rec["characters"] = tuple(JobCharacter(**{**c, "spec_path": absolute(c["spec_path"], root),
+                                              "views": tuple(tuple(v) for v in c.get("views", ()))})
                               for c in rec["characters"])
     if isinstance(rec.get("background"), list):
         rec["background"] = tuple(rec["background"])

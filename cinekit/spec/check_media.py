@@ -69,6 +69,10 @@ def check_character(check, doc: YamlDoc, spec, path: Path) -> CharacterFacts:
             facts.ok = False
         if i == 0 and info is not None:
             first_size = (info.width, info.height)
+        if ref.rig is not None and info is not None:
+            _reference_rig(check, doc, i, ref, path, (info.width, info.height))
+        if ref.parts and info is not None:
+            _part_map(check, doc, ("references", i, "parts"), ref.parts, path, info)
 
     rig = None
     if spec.rig is not None:
@@ -111,6 +115,62 @@ def check_character(check, doc: YamlDoc, spec, path: Path) -> CharacterFacts:
     for i, emb in enumerate(spec.embeddings):
         _model_file(check, doc, ("embeddings", i, "file"), emb.file, path)
     return facts
+
+
+def _reference_rig(check, doc, i: int, ref, path: Path, size: tuple[int, int]) -> None:
+    """A reference's own rig (another view's drawing): readable, on its art, with every joint
+    the puppet bends."""
+    from cinekit.pose.skeleton import INDEX, empty_pose
+
+    at = ("references", i, "rig")
+    if i == 0:
+        check.error(doc, at, "the first reference's rig is the character's `rig:`",
+                    "move it to the character's `rig:` key; `rig:` on a reference is for other views")
+        return
+    if ref.rig.from_:
+        cfg = check.file(doc, at + ("from",), ref.rig.from_, path, kinds={".yaml", ".yml"})
+        loaded = check.cached(("rig", cfg), lambda: rig_from_file(cfg)) if cfg is not None else None
+        if loaded is None or isinstance(loaded, Finding):
+            if isinstance(loaded, Finding):
+                check.found(doc, at + ("from",), loaded)
+            return
+        rig, extra = loaded
+        where = lambda joint: at + ("from",)  # noqa: E731
+    else:
+        rig, extra = empty_pose(), {}
+        for name, xy in ref.rig.joints.items():
+            if name in INDEX:
+                rig[INDEX[name]] = xy
+            else:
+                extra[name] = tuple(xy)
+        where = lambda joint: at + ("joints", joint) if joint in ref.rig.joints else at  # noqa: E731
+    for joint, finding in rig_findings(rig, extra, *size):
+        check.found(doc, where(joint), finding)
+    missing = [j for j in PUPPET_JOINTS if not np.isfinite(rig[INDEX[j]]).all()]
+    if missing:
+        check.warn(doc, at, f"this {ref.view} rig lacks {', '.join(missing)}: the puppet cannot draw the "
+                            f"{ref.view} view with it", "give every body joint the puppet bends")
+
+
+def _part_map(check, doc, loc, rel: str, base: Path, info) -> None:
+    """A reference's ``parts:`` label map: readable, the reference's size, known colours only."""
+    found = check.file(doc, loc, rel, base, kinds=check.IMAGE_SUFFIXES)
+    if found is None:
+        return
+
+    def problem():
+        from cinekit.puppet.part_map import part_map_problem
+        from cinekit.spec.file_checks import read_image
+
+        img = read_image(found)
+        if isinstance(img, Finding):
+            return img
+        said = part_map_problem(img.rgba, info.width, info.height)
+        return Finding(*said) if said else None
+
+    finding = check.cached(("parts", found, info.width, info.height), problem)
+    if finding is not None:
+        check.found(doc, loc, finding)
 
 
 def _model_file(check, doc, loc, rel, base):

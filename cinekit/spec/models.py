@@ -20,6 +20,7 @@ View = Literal["front", "three_quarter", "side", "back"]
 CameraPreset = Literal["close_up", "medium", "full", "wide"]
 Ease = Literal["linear", "ease_in", "ease_out", "ease_in_out", "hold"]
 PositionName = Literal["far_left", "left", "center", "right", "far_right"]
+Limb = Literal["right_arm", "left_arm", "right_leg", "left_leg"]
 
 _HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
 
@@ -111,14 +112,6 @@ class ProjectConfig(Strict):
 
 
 # --------------------------------------------------------------------------- characters
-class ReferenceSpec(Strict):
-    image: str
-    view: View = "front"
-    mask: str | None = None
-    mask_cleanup: bool = True   # drop backdrop-coloured gaps between limbs from the mask (identity.masks)
-    parts: str | None = None            # puppet part label map (colours: cinekit.puppet.parts.PART_COLOURS)
-
-
 class RigSpec(Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
@@ -133,6 +126,17 @@ class RigSpec(Strict):
         if (self.joints is None) == (self.from_ is None):
             raise ValueError("give either 'joints' or 'from', not both and not neither")
         return self
+
+
+class ReferenceSpec(Strict):
+    image: str
+    view: View = "front"
+    mask: str | None = None
+    mask_cleanup: bool = True   # drop backdrop-coloured gaps between limbs from the mask (identity.masks)
+    parts: str | None = None            # puppet part label map (colours: cinekit.puppet.part_map.PART_COLOURS)
+    # this reference's own rig (a side or back drawing): the puppet draws the view with it;
+    # the character's `rig:` is the first reference's
+    rig: RigSpec | None = None
 
 
 class LoraSpec(Strict):
@@ -187,6 +191,8 @@ class Keyframe(Strict):
     pose: str
     ease: Ease = "linear"
     position: PositionName | Unit | None = None   # move the character across the frame (walks, runs)
+    # draw a limb in front of / behind the body from this key on (the puppet's layer order)
+    depth: dict[Limb, Literal["front", "behind", "auto"]] | None = None
 
 
 class PoseSpec(Strict):
