@@ -91,6 +91,7 @@ class ModelSet(Strict):
     controlnet: ControlNets = ControlNets()
     ip_adapter: IPAdapterSpec | None = None
     motion_adapter: str | None = None
+    sparsectrl: str | None = None                 # SparseControlNetModel folder: drawn keys in clips (cinekit.inbetween)
     scheduler: str | None = None                  # diffusers scheduler class name
 
 
