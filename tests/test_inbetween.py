@@ -25,13 +25,13 @@ SHOT = """\
     """
 
 
-def _planner(root: Path):
+def _planner(root: Path, cache_dir: Path | None = None):
     from cinekit.render.cache import FileDigests
     from cinekit.render.plan import Planner
     from cinekit.spec.project import load_project
 
     project = load_project(root)
-    return project, Planner(project, files=FileDigests())
+    return project, Planner(project, files=FileDigests(), cache_dir=cache_dir)
 
 
 def _draw(project, planner, job, frame: int, pose: np.ndarray) -> np.ndarray:
@@ -47,8 +47,8 @@ def _draw(project, planner, job, frame: int, pose: np.ndarray) -> np.ndarray:
     return canvas
 
 
-def _job(root: Path):
-    project, planner = _planner(root)
+def _job(root: Path, cache_dir: Path | None = None):
+    project, planner = _planner(root, cache_dir)
     return project, planner, planner.plan()[0].job
 
 
@@ -131,7 +131,7 @@ def test_a_puppet_drawing_is_fitted_back_within_3_percent_of_the_figure(tmp_path
     Image.fromarray(_draw(project, planner, job, 4, truth)).save(root / "shots" / "keys" / "a.png")
     (root / "shots" / "ep.yaml").write_text(textwrap.dedent(
         SHOT.format(pose="stand", keys=", keys: [{at: 0.5, image: keys/a.png}]")))
-    project, planner, job = _job(root)
+    project, planner, job = _job(root, tmp_path / "cache")
     fitted = job.pose[4, 0]
     err = joint_errors(fitted, truth) / figure_height(truth)
     assert np.isfinite(err).all()
@@ -139,6 +139,10 @@ def test_a_puppet_drawing_is_fitted_back_within_3_percent_of_the_figure(tmp_path
     assert job.options["keys"][0]["pose"]["fitted_from"] != "track"   # not the standing track it began with
     # one key: the keyed track holds its pose over the whole shot
     assert np.allclose(job.pose[0, 0], fitted)
+    # a second run (a re-render plans again) reads the stored fit: no search, same pose
+    _, again, job2 = _job(root, tmp_path / "cache")
+    assert [f.renders for f in again._key_fits.values()] == [0]
+    assert np.array_equal(job2.pose, job.pose, equal_nan=True)
 
 
 # --------------------------------------------------------------------------- render

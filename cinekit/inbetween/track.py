@@ -119,6 +119,8 @@ def apply_keys(planner, list_path: Path, shot, job, library_pixels) -> tuple[np.
             token = (rec["sha256"], names[i], job.width, job.height, job.pose[frame].tobytes(),
                      str(job.background), tuple(c for c in job.characters))
             if token not in memo:
+                memo[token] = _cached_fit(planner, token, names[i])
+            if memo[token] is None:
                 if engine is None:
                     engine = puppet_engine(project, files)
                     engine.check_inputs(replace(job, pose=job.pose))   # every character needs a rig
@@ -130,6 +132,7 @@ def apply_keys(planner, list_path: Path, shot, job, library_pixels) -> tuple[np.
                 candidates = [("track", track_pose)] + [(n, library_pixels(i, frame, n)) for n in planner.library
                                                         if np.asarray(planner.library[n]).ndim == 2]
                 memo[token] = fit_pose(render, target, candidates, figure_height(track_pose))
+                _store_fit(planner, token, names[i], memo[token])
             fit = memo[token]
             pose = fit.pose
             rec["pose"] = {"fitted_from": fit.start, "loss": round(fit.loss, 5)}
@@ -140,6 +143,57 @@ def apply_keys(planner, list_path: Path, shot, job, library_pixels) -> tuple[np.
     for i, keys in poses.items():
         out[:, i] = interpolate(keys, times)
     return out, records
+
+
+FIT_VERSION = "1"   # bump when the fit's search changes: stored fits are then searched again
+
+
+def _fit_path(planner, token: tuple, name: str) -> Path | None:
+    """``<cache_dir>/keyfits/<key>.json`` for a fit: the key is the key image's digest, the frame's
+    track and placing (``token``), and every file of the character (art, mask, rig), by digest."""
+    if planner.cache_dir is None or planner.files is None:
+        return None
+    from cinekit.render.cache import character_files
+
+    spec, spec_path = planner.project.characters[name]
+    digests = [planner.files.digest(p) for p in character_files(spec, spec_path)]
+    h = hashlib.sha256(repr((FIT_VERSION, token[0], token[1:4], hashlib.sha256(token[4]).hexdigest(),
+                             token[5], token[6], digests)).encode())
+    return Path(planner.cache_dir) / "keyfits" / f"{h.hexdigest()}.json"
+
+
+def _cached_fit(planner, token: tuple, name: str):
+    """A fit stored by an earlier run (a re-render re-plans: the search is not run again), or None."""
+    import json
+
+    from cinekit.inbetween.fit import Fit
+
+    path = _fit_path(planner, token, name)
+    try:
+        data = json.loads(path.read_text()) if path is not None else None
+    except (OSError, ValueError):
+        return None
+    if not data:
+        return None
+    return Fit(pose=np.array(data["pose"], dtype=np.float64), loss=data["loss"], start=data["start"],
+               renders=0)
+
+
+def _store_fit(planner, token: tuple, name: str, fit) -> None:
+    import json
+    import os
+
+    path = _fit_path(planner, token, name)
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"pose": np.where(np.isnan(fit.pose), None, fit.pose).tolist(),
+                                   "loss": fit.loss, "start": fit.start}))
+        os.replace(tmp, path)                 # whole or absent: a reader never sees half a file
+    except OSError:
+        pass                                  # a read-only cache only costs the search again
 
 
 def keyed_job(planner, list_path: Path, shot, job, camera):
