@@ -234,3 +234,21 @@ def test_dissolve_moves_the_residual_with_the_flow():
     out = dissolve(b, [(residual, a, 1.0)]).astype(float) - b
     assert out[55:65, 55:65].mean() > 30      # carried along to the square's new place
     assert abs(out[55:65, 45:50].mean()) < 15
+
+
+def test_fitting_a_drawing_needs_a_rig_unless_the_pose_is_given(tmp_path, monkeypatch):
+    from cinekit.cli import app
+
+    root = make_project(tmp_path / "p", """\
+        shots:
+          - {id: s1, kind: clip, duration: 1, prompt: "{ann}", characters: [{name: ann}],
+             keys: [{at: 0, image: k.png}, {at: 0.5, image: k.png, pose: cheer}]}
+        """, characters=("ann",))
+    text = (root / "characters" / "ann.yaml").read_text()
+    (root / "characters" / "ann.yaml").write_text(text[:text.index("rig:")])
+    Image.new("RGB", (256, 192)).save(root / "shots" / "k.png")
+    monkeypatch.chdir(root)
+    result = CliRunner().invoke(app, ["check"])
+    assert result.exit_code == 1
+    assert "shots[0].keys[0].image: fitting this drawing needs 'ann''s rig" in result.output
+    assert "keys[1]" not in result.output

@@ -55,6 +55,12 @@ def check_keys(check, doc, at: tuple, shot, list_path: Path, width: int, height:
         elif key.character not in names:
             check.error(doc, loc + ("character",), f"{key.character!r} is not one of the shot's characters",
                         check.suggest(key.character, names) or f"the shot's characters: {', '.join(names) or 'none'}")
+        who = key.character if key.character is not None else (names[0] if len(names) == 1 else None)
+        facts = getattr(check, "characters", {}).get(who)
+        if key.pose is None and facts is not None and facts.puppet_missing:
+            check.error(doc, loc + ("image",), f"fitting this drawing needs {who!r}'s rig (it lacks "
+                        f"{', '.join(facts.puppet_missing[:3])}{'...' if len(facts.puppet_missing) > 3 else ''})",
+                        "give the character a rig with the body joints, or give the key's pose: `pose: NAME`")
         if key.pose is not None and key.pose not in library:
             check.error(doc, loc + ("pose",), f"unknown pose {key.pose!r}",
                         check.suggest(key.pose, library) or "see `cinekit poses list`")
