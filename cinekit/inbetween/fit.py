@@ -159,6 +159,7 @@ def _search(base: np.ndarray, coarse: _Loss, fine: _Loss, height_px: float, swee
                 p = better
     # 4. the placement again on the sharp loss, the limbs now in place (scale and shift are
     #    coupled with the limbs: a figure fitted a little small reaches with longer turns)
+    best = fine(pose_from_params(base, p))
     res = minimize(placement, np.zeros(len(body)), args=(fine, p), method="Powell",
                    options={"maxfev": 60, "xtol": 1e-3})
     if res.fun < best:
