@@ -107,3 +107,23 @@ def test_keys_without_a_sparsectrl_model_are_a_clear_error(keyed, monkeypatch):
     monkeypatch.setattr(engine.loader, "modelset", lambda name: ms.model_copy(update={"sparsectrl": None}))
     with pytest.raises(UserError, match="SparseCtrl model"):
         engine.render(clip_job(records))
+
+
+def test_scribble_mode_turns_dark_lines_into_white_on_black():
+    from cinekit.inbetween.sparsectrl import condition_images
+
+    paper = np.full((16, 16, 3), 245, np.uint8)
+    paper[8, :] = (30, 30, 40)                      # one pencil line
+    rgb, scribble = condition_images([paper], "rgb")[0], condition_images([paper], "scribble")[0]
+    assert np.allclose(rgb, paper / 255.0)
+    assert (scribble[8] == 1).all() and scribble[:8].sum() == 0 and scribble[9:].sum() == 0
+
+
+def test_a_missing_sparsectrl_folder_is_a_clear_error(keyed, monkeypatch):
+    from cinekit.errors import UserError
+
+    engine, records, _, _ = keyed
+    ms = engine.loader.modelset("tiny")
+    monkeypatch.setattr(engine.loader, "modelset", lambda name: ms.model_copy(update={"sparsectrl": "models/nope"}))
+    with pytest.raises(UserError, match="sparsectrl: cannot load models/nope"):
+        engine.render(clip_job(records))

@@ -111,7 +111,12 @@ def condition_on_keys(stack, engine, pipe, job, device) -> dict[str, Any]:
     dtype = pipe.unet.dtype
     cache = engine.__dict__.setdefault("_sparsectrl", {})
     if str(folder) not in cache:
-        cache[str(folder)] = load_sparsectrl(folder, device, dtype)
+        try:
+            cache[str(folder)] = load_sparsectrl(folder, device, dtype)
+        except (OSError, ValueError) as exc:    # missing folder, no config.json, wrong weights
+            raise UserError(f"model set {job.model!r}: sparsectrl: cannot load {path} ({exc})",
+                            hint="`sparsectrl:` is a diffusers SparseControlNetModel folder (config.json + "
+                                 "weights), relative to the project") from None
     model = cache[str(folder)]
     limit = int(model.config.motion_max_seq_length)
     if job.frames > limit:
