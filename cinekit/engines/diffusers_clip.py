@@ -236,6 +236,11 @@ class DiffusersClipEngine:
             hook(pipe, plan)
         with contextlib.ExitStack() as stack:
             common.denoising(stack, pipe, use_ip, ctl)
+            keys = None
+            if job.options.get("keys"):   # drawn keys: SparseCtrl on their frames (cinekit.inbetween.sparsectrl)
+                from cinekit.inbetween.sparsectrl import condition_on_keys
+
+                keys = condition_on_keys(stack, self, pipe, job, device)
             handle = pipe.controlnet.register_forward_pre_hook(_ChannelsLastCond(), with_kwargs=True)
             stack.callback(handle.remove)
             stack.enter_context(_fixed_execution_device(pipe, device))
@@ -259,6 +264,8 @@ class DiffusersClipEngine:
         })
         if hold is not None:
             info["continue_from"] = hold.record
+        if keys is not None:
+            info["keys"] = keys
         if job.refine is not None:
             info["refine"] = float(job.refine)
         return RenderResult(frames=frames, extras={"control": control}, masks=regions, info=info)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cinekit.errors import EngineError, UserError
+from cinekit.inbetween.blend import key_overlay
 from cinekit.job import Job
 from cinekit.pose.skeleton import MIRROR
 from cinekit.puppet.bind import Binding, bind, missing_joints
@@ -222,9 +223,12 @@ class PuppetEngine:
         read = getattr(getattr(self.runtime, "files", None), "read", None)
         base = np.clip(np.asarray(background(job.background, job.width, job.height, read=read), np.float32) + 0.5, 0, 255)
         base = base.astype(np.uint8)
+        keys = key_overlay(self, job, puppets, base)      # drawn keys (cinekit.inbetween), or None
         for f in range(job.frames):
             frames[f] = base                  # drawn in place: no per-frame full-size buffers
             self.render_frame(job, f, puppets, frames[f], masks)
+            if keys is not None:
+                keys.apply(f, frames[f])
             if progress:
                 progress(f + 1, job.frames)
         info = {"engine": "puppet", "version": self.version, "views": self.view_report(job)}
@@ -243,6 +247,7 @@ class PuppetEngine:
         base = np.clip(np.asarray(background(job.background, job.width, job.height, read=read), np.float32) + 0.5, 0, 255)
         base = base.astype(np.uint8)
         keep = frozenset(mask_frames)
+        keys = key_overlay(self, job, puppets, base)      # drawn keys (cinekit.inbetween), or None
 
         class _OneFrame:  # stands in for render_frame's (frames, C, H, W) masks: keeps one frame's
             def __init__(self, c: int):
@@ -256,6 +261,8 @@ class PuppetEngine:
                 image = base.copy()               # drawn in place, as in render()
                 holder = _OneFrame(len(job.characters)) if f in keep else None
                 self.render_frame(job, f, puppets, image, holder)
+                if keys is not None:
+                    keys.apply(f, image)
                 yield Frame(image, {}, holder.masks if holder is not None else None)
                 if progress:
                     progress(f + 1, job.frames)

@@ -197,7 +197,7 @@ def model_files(project, job: Job) -> dict[str, str]:
         return {}
     ms = project.config.models[job.model]
     named: dict[str, str | None] = {"base": ms.base, "config": ms.config, "vae": ms.vae,
-                                    "motion_adapter": ms.motion_adapter}
+                                    "motion_adapter": ms.motion_adapter, "sparsectrl": ms.sparsectrl}
     for name, value in ms.controlnet.model_dump().items():
         named[f"controlnet.{name}"] = value
     if ms.ip_adapter is not None:

@@ -405,7 +405,7 @@ class Planner:
         options = dict(shot.options)
         if shot.continue_from:
             options["continue_from"] = shot.continue_from
-        return Job(
+        job = Job(
             shot_id=shot.id, shotlist=self._rel(list_path), kind=shot.kind, engine=engine,
             width=int(width), height=int(height), fps=fps, frames=frames,
             seed=int(pick("seed")), steps=int(pick("steps")), guidance=float(pick("guidance")),
@@ -416,6 +416,11 @@ class Planner:
             camera=camera if isinstance(camera, str) else "custom", model=model,
             refine=shot.refine, raw_prompt=shot.prompt, options=options, depth=depth,
         )
+        if shot.keys:  # drawn keys: their poses (given or fitted) key the track (cinekit.inbetween)
+            from cinekit.inbetween.track import keyed_job
+
+            job = keyed_job(self, list_path, shot, job, camera_value)
+        return job
 
     def plan_all(self, shot_ids: list[str] | None = None,
                  kind: str | None = None) -> list[PlannedShot | ShotFailure]:

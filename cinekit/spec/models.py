@@ -92,6 +92,7 @@ class ModelSet(Strict):
     controlnet: ControlNets = ControlNets()
     ip_adapter: IPAdapterSpec | None = None
     motion_adapter: str | None = None
+    sparsectrl: str | None = None                 # SparseControlNetModel folder: drawn keys in clips (cinekit.inbetween)
     scheduler: str | None = None                  # diffusers scheduler class name
 
 
@@ -243,6 +244,15 @@ class ShotCharacter(Strict):
     z: Annotated[int, Field(ge=-1000, le=1000)] = 0
 
 
+class KeyDrawing(Strict):
+    """A drawn key frame of a shot (cinekit.inbetween): the image is the whole frame at ``at``."""
+
+    at: Annotated[float, Field(ge=0)]
+    image: str                          # relative to the shot list; the shot's size
+    character: Name | None = None       # which of the shot's characters it poses (default: the only one)
+    pose: str | None = None             # a library pose for that character instead of fitting the rig
+
+
 class ShotDefaults(Strict):
     """Settings a shot list's ``defaults:`` gives every shot; each shot may override them."""
 
@@ -268,6 +278,7 @@ class Shot(ShotDefaults):
     characters: list[ShotCharacter] = []
     refine: Unit | None = None
     continue_from: str | None = None
+    keys: list[KeyDrawing] = []         # drawn key frames to in-between (cinekit.inbetween)
     options: dict[str, Any] = {}
     # studio hand-off (cinekit.studio): sound under the shot in the animatic, board notes
     audio: str | None = None            # audio file, relative to the shot list; plays from the shot's start

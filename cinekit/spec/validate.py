@@ -325,6 +325,10 @@ def _check_shotlist(check: _Checker, doc: YamlDoc, shot_list: ShotList, path: Pa
             # (motion tracks are resampled only for a shot within the limits: a refused fps of
             # 7e15 would otherwise ask numpy for petabytes)
             _check_pose(check, doc, cat + ("pose",), ch.pose, poses, path, shot, fps, frames if within else None)
+        if shot.keys:  # drawn keys (cinekit.inbetween)
+            from cinekit.inbetween.check import check_keys
+
+            check_keys(check, doc, at, shot, path, width, height, fps, frames, engine, poses)
         if len(set(names_in_shot)) != len(names_in_shot):
             check.warn(doc, at + ("characters",), "the same character appears twice in one shot")
         prompt_names = PLACEHOLDER.findall(shot.prompt)
