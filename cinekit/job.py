@@ -58,6 +58,8 @@ class Job:
     refine: float | None = None
     raw_prompt: str = ""
     options: dict[str, Any] = field(default_factory=dict)  # engine-specific, JSON-safe
+    # per character: its face over the shot (cinekit.acting.timeline.CharacterActing), None at rest
+    acting: tuple = ()
 
     @property
     def duration(self) -> float:
@@ -69,12 +71,15 @@ class Job:
         import hashlib
 
         # Field by field, not ``asdict``: asdict deep-copies the pose array (the whole track).
-        rec = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("pose", "characters")}
+        rec = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("pose", "characters", "acting")}
         rec["options"] = copy.deepcopy(self.options)
         rec["pose"] = {
             "shape": list(self.pose.shape),
             "sha256": hashlib.sha256(np.ascontiguousarray(self.pose, dtype=np.float64).tobytes()).hexdigest(),
         }
+        if any(a is not None for a in self.acting):  # absent at rest: older records keep their keys
+            rec["acting"] = [None if a is None else {"names": list(a.names), "sha256": hashlib.sha256(a.digest_bytes()).hexdigest()}
+                             for a in self.acting]
         rec["characters"] = [{f.name: getattr(c, f.name) for f in fields(c)} for c in self.characters]
         rec["background"] = list(self.background) if isinstance(self.background, tuple) else self.background
         return rec

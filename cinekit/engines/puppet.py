@@ -97,6 +97,7 @@ class PuppetEngine:
     def __init__(self, runtime):
         self.runtime = runtime
         self._puppets: dict[tuple[str, str, bool], Puppet] = {}
+        self._faces: dict[tuple[str, str], object] = {}   # expression art per character (cinekit.acting)
         self.timings: dict[str, float] = {}   # seconds per stage, accumulated over renders
 
     # 1. -------------------------------------------------------------------------------
@@ -133,6 +134,24 @@ class PuppetEngine:
             self._tick("build", t)
         return self._puppets[key]
 
+    def face_rig(self, ch):
+        """The character's face patches (``acting.face_art.FaceRig``) when the puppet draws the
+        reference its rig is on; None otherwise (no face region known, or another view's art)."""
+        from cinekit.acting.face_art import load_face_rig
+        from cinekit.puppet.parts import PART_NAMES
+
+        identity = self.runtime.identities.get(ch.name)
+        ref, _rig = _rig_reference(identity, ch.view)
+        if ref is not identity.references[0]:
+            return None
+        key = (ch.name, ref.sha256)
+        if key not in self._faces:
+            labels = self.puppet(ch.name, ch.view, ch.mirror).binding.labels
+            head = labels == PART_NAMES.index("head")
+            read = getattr(getattr(self.runtime, "files", None), "read", None)
+            self._faces[key] = load_face_rig(identity, read, head=head[:, ::-1] if ch.mirror else head)
+        return self._faces[key]
+
     def _tick(self, stage: str, since: float) -> None:
         self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - since
 
@@ -156,6 +175,8 @@ class PuppetEngine:
             scale = frame_scale(pup.binding.rig, target)
             self._tick("deform", t)
             alpha = masks[f, i] if masks is not None else None     # drawn into in place
+            acting = job.acting[i] if job.acting else None
+            face = self.face_rig(ch) if acting is not None else None
             for name in draw_order(ch.view, ch.mirror):
                 part = pup.binding.parts.get(name)
                 if part is None:
@@ -164,6 +185,11 @@ class PuppetEngine:
                 if coverage is not None:
                     cov = coverage.setdefault((i, name), np.zeros(canvas.shape[:2], np.uint8))
                 draw_part(canvas, alpha, part, transforms, scale, coverage=cov, timings=self.timings)
+                if name == "head" and face is not None:   # the expression, with the head's transform
+                    from cinekit.acting.puppet_face import draw_face
+
+                    draw_face(canvas, alpha, face, acting, f, transforms, scale, ch.mirror,
+                              pup.binding.labels.shape[1], coverage=cov, timings=self.timings)
 
     def part_coverage(self, job: Job, f: int, i: int) -> dict[str, np.ndarray]:
         """Each part's own drawn alpha ``(H, W)`` float32 (0..1) of character ``i`` at frame

@@ -270,6 +270,9 @@ class Planner:
         options = dict(shot.options)
         if shot.continue_from:
             options["continue_from"] = shot.continue_from
+        from cinekit.acting.plan import plan_acting
+
+        acting = plan_acting(shot, list_path, frames, fps, int(pick("seed")))
         return Job(
             shot_id=shot.id, shotlist=self._rel(list_path), kind=shot.kind, engine=engine,
             width=int(width), height=int(height), fps=fps, frames=frames,
@@ -280,6 +283,7 @@ class Planner:
             output=f"{list_path.stem}/{shot.id}", background=background,
             camera=camera if isinstance(camera, str) else "custom", model=model,
             refine=shot.refine, raw_prompt=shot.prompt, options=options,
+            acting=acting if any(a is not None for a in acting) else (),
         )
 
     def plan_all(self, shot_ids: list[str] | None = None,

@@ -62,6 +62,12 @@ def job_from_record(record: dict[str, Any]) -> Job:
         raise UserError("the sidecar's pose track does not match its recorded digest (edited by hand?)")
     rec["pose"] = pose
     rec["characters"] = tuple(JobCharacter(**c) for c in rec["characters"])
+    if rec.pop("acting", None) is not None:
+        from cinekit.acting.timeline import decode_acting
+
+        if "acting_track" not in record:
+            raise UserError("this sidecar has no face track", hint="render it again with `cinekit render --force`")
+        rec["acting"] = decode_acting(record["acting_track"], decode_pose, rec["fps"])
     if isinstance(rec.get("background"), list):
         rec["background"] = tuple(rec["background"])
     return Job(**rec)

@@ -64,7 +64,7 @@ def decode_pose(data: dict[str, Any]) -> np.ndarray:
 
 def slim(record: dict[str, Any]) -> dict[str, Any]:
     """A sidecar record without its bulky pose track (what outcomes keep in memory)."""
-    return {k: v for k, v in record.items() if k != "pose_track"}
+    return {k: v for k, v in record.items() if k not in ("pose_track", "acting_track")}
 
 
 def _record_from_entry(entry: dict[str, Any]) -> dict[str, Any]:
@@ -120,6 +120,10 @@ class _Committer:
             extra = {"timings": {"render_s": round(seconds, 4)},
                      "rendered_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                      "pose_track": encode_pose(job.pose)}
+            if job.acting:  # the faces, losslessly (--reproduce)
+                from cinekit.acting.timeline import encode_acting
+
+                extra["acting_track"] = encode_acting(job.acting, encode_pose)
             record = write_result(self.out_dir, job, result, self.fmt, engine_version=engine_version,
                                   force=self.force, key=self.keys.get(task.index), extra_record=extra,
                                   owned=self._owned(job), clean_temps=self.clean_temps)
