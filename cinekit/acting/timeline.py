@@ -129,9 +129,15 @@ def blink_runs(eyes_closed: np.ndarray, threshold: float = 0.5) -> list[tuple[in
 
 
 def syllables(text: str) -> int:
-    """A rough syllable count: vowel groups per word (at least one per word)."""
-    words = re.findall(r"[^\W\d_]+", text.lower())
-    return sum(max(1, len(re.findall(r"[aeiouyàâäéèêëîïôöùûüœæ]+", w))) for w in words)
+    """A rough syllable count: vowel groups per word, a final silent ``e`` dropped (English),
+    at least one per word."""
+    count = 0
+    for w in re.findall(r"[^\W\d_]+", text.lower()):
+        groups = len(re.findall(r"[aeiouyàâäéèêëîïôöùûüœæ]+", w))
+        if groups > 1 and w.endswith("e") and not w.endswith(("le", "ee")) and w[-2:-1] not in "aeiouy":
+            groups -= 1
+        count += max(1, groups)
+    return count
 
 
 def flap_track(lines: list[tuple[float, float, str]], frames: int, fps: float) -> np.ndarray:
