@@ -159,6 +159,7 @@ class ExpressionArt(Strict):
 
     image: str
     face: tuple[float, float, float, float] | None = None   # x0, y0, x1, y1 on references[0]
+    words: str | None = None            # its prompt words (diffusers engines; default from the name)
 
     @model_validator(mode="after")
     def _box(self) -> "ExpressionArt":
