@@ -37,15 +37,17 @@ def test_blinks_at_natural_intervals_and_reproducible(fps):
 
 
 def test_expression_keys_hold_and_cross_fade():
-    times = np.arange(0, 3, 0.25)
+    times = np.arange(0, 3, 0.125)
     names, w = expression_weights("smile", [(1.0, "angry", "linear"), (2.0, "smile", "hold")], times)
     assert names == ("neutral", "smile", "angry")
     np.testing.assert_allclose(w.sum(axis=1), 1.0)
     s, a = names.index("smile"), names.index("angry")
-    assert w[times == 0.5, a][0] == pytest.approx(0.5)        # half way through the linear fade
-    assert w[times == 1.0, a][0] == 1.0
-    assert w[times == 1.75, a][0] == 1.0                      # hold: angry until the key at 2 s
-    assert w[times == 2.0, s][0] == 1.0 and w[times == 2.5, s][0] == 1.0
+    at = lambda t, c: w[np.isclose(times, t), c][0]  # noqa: E731
+    assert at(0.625, s) == 1.0 and at(0.75, s) == 1.0          # the fade is 0.25 s: smile until 0.75 s
+    assert at(0.875, a) == pytest.approx(0.5)                  # half way through the linear fade
+    assert at(1.0, a) == 1.0
+    assert at(1.875, a) == 1.0                                 # hold: angry up to the key at 2 s ...
+    assert at(2.0, s) == 1.0 and at(2.5, s) == 1.0             # ... then a cut to smile
 
 
 def test_flaps_only_inside_lines():

@@ -3,9 +3,9 @@
 Pure functions on numpy arrays (no I/O): the planner calls them once per shot and puts the
 result (``CharacterActing``) in the job, so every engine draws the same face.
 
-- expressions: a base expression (the shot character's ``expression:``) and keyframes that
-  say ``expression:`` are waypoints; between two waypoints the weights cross-fade with the
-  later key's ``ease`` (``hold`` keeps the earlier face until the key), as poses do.
+- expressions: a base expression (the shot character's ``expression:``); each keyframe that
+  says ``expression:`` changes the face by a short cross-fade (``FADE``) ending at the key,
+  shaped by its ``ease`` (``hold``: a cut at the key); keys without one keep the face.
 - blinks: a renewal process, seeded: gaps drawn uniformly in ``BLINK_GAP`` seconds (people
   blink about every 2-6 s at rest: Bentivoglio et al. 1997, "Analysis of blink rate patterns
   in normal subjects", Mov. Disord. 12(6), mean ~17 blinks/min); each blink lasts
@@ -26,6 +26,7 @@ import numpy as np
 from cinekit.acting.performance import FacePerformance
 
 NEUTRAL = "neutral"
+FADE = 0.25                   # seconds: an expression key's cross-fade (ending at the key)
 BLINK_GAP = (2.0, 6.0)        # seconds between blinks (uniform)
 BLINK_SECONDS = 0.18          # one blink, close to open
 BLINK_FRAMES = (2, 5)
@@ -72,8 +73,11 @@ def expression_weights(base: str | None, keys: list[tuple[float, str, str]], tim
                        ) -> tuple[tuple[str, ...], np.ndarray]:
     """``(names, weights (frames, K))`` from a base expression and keys ``(at, name, ease)``.
 
-    Before the first key the face is ``base`` (neutral when None); from each key on it is that
-    key's expression, reached from the previous waypoint along the key's ``ease``.
+    Before the first key the face is ``base`` (neutral when None); each key changes it to its
+    expression by a cross-fade of ``FADE`` seconds (never before the previous key) that ends
+    at the key, shaped by the key's ``ease``; ``hold`` is a cut at the key. Why not fade over
+    the whole gap as poses do: two drawn faces blended for a second show both at once (a
+    ghost); a face changes in a fraction of a second, as an animator's swap or dissolve does.
     """
     from cinekit.pose.easing import ease
 
@@ -87,8 +91,8 @@ def expression_weights(base: str | None, keys: list[tuple[float, str, str]], tim
     w[:, col[base or NEUTRAL]] = 1.0
     prev_t, prev_n = 0.0, base or NEUTRAL
     for at, name, how in keys:
-        start = min(prev_t, at)
-        u = np.ones(len(times)) if at <= start else ease(how, (times - start) / (at - start))
+        start = max(min(prev_t, at), at - FADE)
+        u = (times >= at).astype(float) if at <= start or how == "hold" else ease(how, (times - start) / (at - start))
         after = times >= start
         mix = np.zeros((len(times), len(names)))
         mix[:, col[prev_n]] += 1.0 - u
