@@ -129,3 +129,26 @@ def test_blinks_and_mouth_in_the_frames(setup):
     ys_t = np.nonzero(np.abs(frames[f_talk] - rest).max(axis=2) > 40)[0]
     assert abs(np.median(ys_b) - eye_y) < abs(np.median(ys_b) - nose_y) + 1e-6
     assert np.median(ys_t) > nose_y
+
+
+def test_sheet_shows_views_and_every_expression(setup, tmp_path):
+    import json
+
+    from PIL import Image
+
+    from cinekit.render.sheet import render_sheet, sheet_panels
+
+    jobs, engine, root = setup
+    project = engine.runtime.project
+    rows = sheet_panels(project, "ann", "puppet", size=(96, 96))
+    labels = [[p.label for p in row] for row in rows]
+    assert labels[0] == ["rig", "front"] and labels[1] == ["neutral", "smile"]
+    smile = rows[1][1].job
+    assert smile.acting[0].names == ("neutral", "smile") and rows[1][0].job.acting == ()
+    out = render_sheet(engine.runtime, "ann", "puppet", tmp_path / "ann.png", size=(96, 96))
+    with Image.open(out) as page:
+        record = json.loads(next(iter(page.text.values())))
+    ids = [p["shot_id"] for p in record["panels"]]
+    assert ids[:3] == ["turn-front", "expr-neutral", "expr-smile"]
+    a, b = (engine.render(rows[1][k].job).frames[0] for k in (0, 1))
+    assert np.abs(a.astype(int) - b.astype(int)).max() > 100      # the smile panel shows the smile art
