@@ -14,11 +14,12 @@ FACE = (84, 32, 116, 64)    # the face region on the 200x400 test reference (hea
 
 
 def smile_art(path: Path) -> np.ndarray:
-    """A 40x32 face crop unlike the plain test face (green, a black smile, a red dot); its RGBA."""
+    """A 40x32 face crop unlike the plain test face (green, a black smile, a red dot on the
+    viewer's left: a mirrored face shows it on the right); its RGBA."""
     im = Image.new("RGBA", (40, 32), (30, 200, 90, 255))
     d = ImageDraw.Draw(im)
     d.arc([5, 4, 35, 27], 20, 160, fill=(0, 0, 0, 255), width=3)
-    d.ellipse([17, 6, 23, 12], fill=(220, 30, 30, 255))
+    d.ellipse([4, 4, 12, 12], fill=(220, 30, 30, 255))
     path.parent.mkdir(parents=True, exist_ok=True)
     im.save(path)
     return np.asarray(im)

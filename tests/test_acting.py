@@ -98,6 +98,13 @@ SHOTS = """\
         prompt: "{ann}"
         audio: line.wav
         characters: [{name: ann, expression: smile}]
+      - id: both
+        kind: clip
+        duration: 3
+        prompt: "{ann} and {bob}"
+        audio: line.wav
+        dialogue: [{character: ann, at: 1.0, end: 1.5}, {character: bob, at: 1.5, end: 2.0}]
+        characters: [{name: ann}, {name: bob}]
       - id: face
         prompt: "{ann}"
         characters:
@@ -129,6 +136,10 @@ def test_planned_faces(jobs):
     assert not loud.face.mouth_open[(f < 1) | (f >= 2)].any()
     assert loud.face.mouth_open[(f >= 1.1) & (f < 1.9)].min() > 0.8
     assert loud.weights[:, loud.names.index("smile")].min() == 1.0
+
+    ann, bob = jobs["both"].acting                        # the audio moves each speaker in their line only
+    assert ann.face.mouth_open[(f >= 1.1) & (f < 1.5)].min() > 0.8 and not ann.face.mouth_open[f >= 1.5].any()
+    assert bob.face.mouth_open[(f >= 1.5) & (f < 1.9)].min() > 0.8 and not bob.face.mouth_open[f < 1.5].any()
 
     face = jobs["face"].acting[0]
     assert face.names == ("neutral", "smile") and face.weights[0, 1] == 1.0

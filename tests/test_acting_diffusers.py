@@ -86,12 +86,20 @@ def test_words_act_only_in_the_characters_region(shared_engine):
     assert (after[1][m] - before[1][m]).abs().mean() > 1e-4
 
 
-def test_render_with_and_without_words(shared_engine):
-    plain = shared_engine.engine("still").render(still_job(("ann", "bob"), options=OFF))
-    smile = shared_engine.engine("still").render(smiling_job())
+def test_render_with_and_without_words(shared_engine, monkeypatch):
+    """The same smiling job (same control map) rendered with and without the region prompts:
+    the words change the picture; a job at rest gets none."""
+    from cinekit.acting import regional_prompt
+
+    engine = shared_engine.engine("still")
+    plain = engine.render(still_job(("ann", "bob"), options=OFF))
+    smile = engine.render(smiling_job())
     assert smile.info["expression_prompts"] == {"texts": ["a hero, smiling"], "skipped": []}
     assert "expression_prompts" not in plain.info
-    assert not np.array_equal(plain.frames, smile.frames)
+    monkeypatch.setattr(regional_prompt, "build", lambda *a, **k: None)
+    no_words = engine.render(smiling_job())
+    assert np.array_equal(no_words.extras["control"], smile.extras["control"])
+    assert not np.array_equal(no_words.frames, smile.frames)
 
 
 def test_control_map_mouth_opens():
@@ -133,3 +141,29 @@ def test_face_keypoints_follow_the_head():
     assert np.isnan(shut[68:]).all()                               # shut eyes: no pupils
     lid = np.abs(shut[37, 1] - shut[41, 1])
     assert lid < 0.1 * np.abs(pts[37, 1] - pts[41, 1]) + 1e-9      # upper lid down on the lower
+
+
+def test_region_prompts_follow_the_frames_of_a_clip():
+    """AnimateDiff's spatial layers see ``2 x frames`` rows (unconditional frames, then
+    conditional ones): row ``b`` takes frame ``b % F``'s region text, on conditional rows only,
+    inside the character's region only. A stand-in processor returns each row's text vector at
+    every token, so the output says which text each row and token saw."""
+    from cinekit.acting.regional_prompt import RegionalPrompts, RegionalPromptProcessor
+
+    frames, D = 3, 4
+    masks = torch.zeros(frames, 1, 16, 16)
+    masks[:, 0, :, :8] = 1.0                                       # the character: left half
+    rp = RegionalPrompts(table=[["", "x", "y"]], embeds={"x": torch.full((1, 2, D), 1.0), "y": torch.full((1, 2, D), 2.0)},
+                         masks=masks, latent_hw=(2, 2), do_cfg=True, frames=frames)
+
+    def inner(attn, hs, ehs, mask=None, temb=None, **kw):
+        return ehs[:, :1, :].expand(hs.shape[0], hs.shape[1], D).clone()
+
+    proc = RegionalPromptProcessor(rp, "x.attn2.processor", inner)
+    text = torch.full((2 * frames, 2, D), -1.0)
+    out = proc(None, torch.zeros(2 * frames, 4, D), text)          # 4 tokens: a 2x2 grid
+    left, right = [0, 2], [1, 3]
+    assert (out[:frames] == -1).all()                              # unconditional rows: the prompt
+    assert (out[frames:, right] == -1).all()                       # outside the region: the prompt
+    assert (out[frames + 0, left] == -1).all()                     # frame 0 has no words
+    assert (out[frames + 1, left] == 1).all() and (out[frames + 2, left] == 2).all()

@@ -89,7 +89,7 @@ def test_smile_art_drawn_with_the_heads_transform(setup, degrees):
     away = np.abs(neutral[where] - want[where]).mean()
     assert err < 12.0, err                                    # the smile art, where the head put it
     assert away > 60.0, away                                  # ... which is not the neutral face
-    head = engine.part_coverage(smile_job, 0, 0)["head"] > 0
+    head = engine.part_coverage(neutral_job, 0, 0)["head"] > 0    # the head part as drawn at rest
     np.testing.assert_array_equal(smile[~head], neutral[~head])   # only the head's pixels change
 
 
@@ -152,3 +152,23 @@ def test_sheet_shows_views_and_every_expression(setup, tmp_path):
     assert ids[:3] == ["turn-front", "expr-neutral", "expr-smile"]
     a, b = (engine.render(rows[1][k].job).frames[0] for k in (0, 1))
     assert np.abs(a.astype(int) - b.astype(int)).max() > 100      # the smile panel shows the smile art
+
+
+def test_a_face_region_past_the_head_changes_only_the_head(tmp_path):
+    """A face box reaching over the neck and shoulders: the art still draws on the head part only
+    (the region is cut to the head's own pixels), so the rest of the figure is the neutral one."""
+    root = acting_project(tmp_path / "p", SHOTS)
+    text = (root / "characters" / "ann.yaml").read_text().replace(str(list(FACE)), "[60, 10, 140, 130]")
+    (root / "characters" / "ann.yaml").write_text(text)
+    project = load_project(root)
+    jobs = {p.job.shot_id: p.job for p in Planner(project).plan(["neutral", "smile"])}
+    engine = PuppetEngine(Runtime.for_project(project))
+    neutral = engine.render(jobs["neutral"]).frames[0]
+    smile = engine.render(jobs["smile"]).frames[0]
+    cov = engine.part_coverage(jobs["neutral"], 0, 0)           # the parts as drawn at rest
+    head = cov["head"] > 0
+    others = np.max([a for n, a in cov.items() if n != "head"], axis=0) > 0
+    changed = np.abs(smile.astype(int) - neutral.astype(int)).max(axis=2) > 0
+    assert changed.sum() > 1000
+    assert not changed[~head].any()
+    assert (others & ~head).sum() > 0 and not changed[others & ~head].any()
