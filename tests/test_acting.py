@@ -97,7 +97,15 @@ SHOTS = """\
         duration: 3
         prompt: "{ann}"
         audio: line.wav
+        dialogue: [{character: ann, at: 0, end: 3}]
         characters: [{name: ann, expression: smile}]
+      - id: music
+        kind: clip
+        duration: 3
+        prompt: "{ann}"
+        audio: line.wav
+        dialogue: "ann hums along"
+        characters: [{name: ann, blinks: false}]
       - id: both
         kind: clip
         duration: 3
@@ -137,6 +145,7 @@ def test_planned_faces(jobs):
     assert loud.face.mouth_open[(f >= 1.1) & (f < 1.9)].min() > 0.8
     assert loud.weights[:, loud.names.index("smile")].min() == 1.0
 
+    assert jobs["music"].acting == ()                     # audio without timed lines: no mouth moves
     ann, bob = jobs["both"].acting                        # the audio moves each speaker in their line only
     assert ann.face.mouth_open[(f >= 1.1) & (f < 1.5)].min() > 0.8 and not ann.face.mouth_open[f >= 1.5].any()
     assert bob.face.mouth_open[(f >= 1.5) & (f < 1.9)].min() > 0.8 and not bob.face.mouth_open[f < 1.5].any()

@@ -106,7 +106,8 @@ def test_expression_art_and_audio_are_in_the_cache_key(tmp_path, edit):
 
     shots = """\
         shots:
-          - {id: a, kind: clip, duration: 1, prompt: "{ann}", audio: line.wav, characters: [{name: ann, expression: smile}]}
+          - {id: a, kind: clip, duration: 1, prompt: "{ann}", audio: line.wav, characters: [{name: ann, expression: smile}],
+             dialogue: [{character: ann, at: 0, end: 1}]}
         """
     root = acting_project(tmp_path / "p", shots)
     write_wav(root / "shots" / "line.wav", [(1.0, 0.3)])

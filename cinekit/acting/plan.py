@@ -4,7 +4,7 @@ Sources, strongest first, for the mouth and the eyes:
 1. ``performance: footage.mp4`` on the shot character: the face captured from footage
    (``cinekit.capture.face.read_face_performance``) plays the mouth and the blinks;
 2. the shot's ``audio:``: its loudness opens the mouth of each line's speaker during the line
-   (every character on screen when the shot has no timed lines);
+   (a shot's audio without timed lines moves no mouth: it may be music or ambience);
 3. timed ``dialogue:`` lines: mouth flaps, one per syllable, inside the speaker's lines;
 and automatic seeded blinks in clips (``blinks: false`` turns them off) where no footage gives
 the eyes. The expression weights come from ``expression:`` on the shot character and its keys.
@@ -35,7 +35,7 @@ def shot_lines(shot) -> list:
 def acting_files(shot, list_path: Path) -> list[Path]:
     """Files a shot's faces read: its audio (when it moves mouths) and footage performances."""
     out = []
-    if shot.audio and shot.characters:
+    if shot.audio and shot.characters and shot_lines(shot):
         out.append((Path(list_path).parent / shot.audio).resolve())
     out += [(Path(list_path).parent / ch.performance).resolve() for ch in shot.characters if ch.performance]
     return out
@@ -47,7 +47,13 @@ def _expression_keys(pose) -> list[tuple[float, str, str]]:
 
 
 def _performance(path: Path, fps: float, frames: int) -> FacePerformance:
-    from cinekit.capture.face import read_face_performance  # lazy: the capture extra (mediapipe)
+    try:
+        from cinekit.capture.face import read_face_performance  # lazy: the capture extra (mediapipe)
+    except ImportError as exc:
+        from cinekit.errors import UserError
+
+        raise UserError(f"{path}: reading a face performance from footage needs cinekit's face capture "
+                        f"({exc})", hint="install the capture extra, or drop `performance:`") from None
 
     return read_face_performance(path, fps, frames).resampled(fps, frames)
 
@@ -66,14 +72,14 @@ def plan_acting(shot, list_path: Path, frames: int, fps: float, seed: int,
     times = sample_times(frames, fps)
     lines = shot_lines(shot)
     loud = None
-    if shot.audio and shot.characters:
+    if shot.audio and shot.characters and lines:
         loud = audio_mouth((Path(list_path).parent / shot.audio).resolve(), fps, frames)
     out: list[CharacterActing | None] = []
     for ch in shot.characters:
         names, weights = expression_weights(ch.expression, _expression_keys(ch.pose), times)
         own = [(d.at, d.end, d.line) for d in lines if d.character == ch.name]
         if loud is not None:
-            mouth = loud * within(own, frames, fps) if lines else loud.copy()
+            mouth = loud * within(own, frames, fps)
         else:
             mouth = flap_track(own, frames, fps)
         eyes = (blink_track(frames, fps, character_seed(seed, ch.name)) if ch.blinks and shot.kind == "clip"
