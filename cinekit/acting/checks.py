@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cinekit.acting.face_art import art_entries, face_box
 from cinekit.acting.timeline import NEUTRAL
 
 IMAGE_KINDS = {".png", ".jpg", ".jpeg", ".webp"}
@@ -20,11 +19,12 @@ MIN_FACE = 8          # px: a face crop smaller than this shows nothing
 def check_expressions(check, doc, spec, path: Path, facts) -> None:
     """Each expression's art: a file inside the project, an image, a sensible size (the
     reference's, or a crop no larger than it), and a face region known (given or from the rig)."""
+    if not spec.expressions:
+        return
+    from cinekit.acting.face_art import art_entries, face_box   # (cv2: only for characters with art)
     from cinekit.spec.file_checks import read_image
 
     entries = art_entries(spec)
-    if not entries:
-        return
     ref_size = None
     first = check.file(doc, ("references", 0, "image"), spec.references[0].image, path, kinds=IMAGE_KINDS)
     if first is not None:
