@@ -127,3 +127,32 @@ def test_expression_art_and_audio_are_in_the_cache_key(tmp_path, edit):
         write_wav(root / "shots" / "line.wav", [(0.5, 0.0), (0.5, 0.3)])
     after = key()
     assert after.key != before.key
+
+
+def test_faces_are_recorded_and_reproduced(tmp_path):
+    """The sidecar keeps the faces (--reproduce renders the recorded blinks and flaps after the
+    shot list changed), and the job record carries their digest."""
+    import json
+
+    from tests.project_factory import render_ci
+
+    shots = """\
+        defaults: {size: [96, 96], fps: 8}
+        shots:
+          - id: a
+            kind: clip
+            duration: 3
+            prompt: "{ann}"
+            dialogue: [{character: ann, at: 0.5, end: 2.0, line: "one two three four"}]
+            characters: [{name: ann, expression: smile}]
+        """
+    root = acting_project(tmp_path / "p", shots)
+    res = render_ci(root)
+    assert res.exit_code == 0, res.output
+    record = json.loads((root / "renders" / "ep" / "a.json").read_text())
+    assert record["job"]["acting"][0]["names"] == ["neutral", "smile"] and "acting_track" in record
+    shot_list = root / "shots" / "ep.yaml"
+    shot_list.write_text(shot_list.read_text().replace("one two three four", "one"))
+    res = render_ci(root, "--reproduce", "renders/ep/a.mp4")
+    assert res.exit_code == 0, res.output
+    assert "identical: a.mp4" in res.stdout
