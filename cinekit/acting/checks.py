@@ -93,5 +93,5 @@ def check_shot_acting(check, doc, at: tuple, shot, list_path: Path) -> None:
             if shot.kind == "clip" and shot.duration is not None and line.at >= shot.duration:
                 check.warn(doc, at + ("dialogue", k, "at"), f"the line starts at {line.at} s, after the shot ends "
                                                             f"({shot.duration} s)")
-    if shot.audio and shot.characters:
+    if shot.audio and shot.characters and not isinstance(shot.dialogue, str):   # it moves the speakers' mouths
         check.file(doc, at + ("audio",), shot.audio, list_path, kinds=AUDIO_KINDS)
