@@ -35,7 +35,8 @@ RIG_ENGINES = ("previz", "puppet")
 @dataclass(frozen=True)
 class Panel:
     label: str
-    job: Job | None          # None: drawn directly (the rig panel)
+    job: Job | None          # None: drawn directly (the rig panel, or a reference's art)
+    reference: int | None = None   # the character's reference shown as art (a puppet turnaround view)
 
 
 def _shot(id_: str, name: str, prompt: str, pose: str, view: str, camera: str, size, steps, model,
@@ -68,10 +69,13 @@ def sheet_panels(project, name: str, engine: str, *, size=(384, 512), steps: int
     spec = project.characters[name][0]
     own = ["neutral", *spec.expressions] if spec.expressions else []
     if engine in RIG_ENGINES:
-        views = list(dict.fromkeys(r.view for r in spec.references))
+        # the turnaround is the character's own art per view (the rig, and so the puppet, is on the
+        # first reference only: a puppet render of another view would show the front art)
+        views = {}
+        for k, r in enumerate(spec.references):
+            views.setdefault(r.view, k)
         poses = [p for p in LIBRARY_POSES if p in lib] or sorted(lib)[:10]
-        rows = [[Panel("rig", None)] + [Panel(v.replace("_", "-"), plan(f"turn-{v}", f"{{{name}}}", "stand", v, "full"))
-                                        for v in views]]
+        rows = [[Panel("rig", None)] + [Panel(v.replace("_", "-"), None, k) for v, k in views.items()]]
         if own:
             rows.append([Panel(e, plan(f"expr-{e}", f"{{{name}}}", "stand", "front", "close_up",
                                        None if e == "neutral" else e)) for e in own])
@@ -92,18 +96,19 @@ def sheet_panels(project, name: str, engine: str, *, size=(384, 512), steps: int
     return [turnaround, expressions]
 
 
-def rig_panel(identity, width: int, height: int) -> np.ndarray:
-    """The first reference with its rig joints and bones drawn on it, fitted into ``width`` x ``height``."""
+def rig_panel(identity, width: int, height: int, reference: int | None = None) -> np.ndarray:
+    """The first reference with its rig joints and bones drawn on it (or reference number
+    ``reference`` as it is), fitted into ``width`` x ``height``."""
     from PIL import Image, ImageDraw
 
     from cinekit.pose.skeleton import BONES
 
-    ref = identity.references[0]
+    ref = identity.references[reference or 0]
     art = Image.fromarray(ref.rgba, "RGBA")
     canvas = Image.new("RGBA", art.size, (245, 245, 245, 255))
     canvas.alpha_composite(art)
     draw = ImageDraw.Draw(canvas)
-    rig = identity.rig
+    rig = identity.rig if reference is None else None
     if rig is not None:
         r = max(3, art.width // 45)
         for a, b in BONES:
@@ -164,7 +169,7 @@ def render_sheet(runtime, name: str, engine_name: str, out: Path, *, size=(384, 
         out_row = []
         for panel in row:
             if panel.job is None:
-                img = rig_panel(identity, *size)
+                img = rig_panel(identity, *size, reference=panel.reference)
             else:
                 engine.check_inputs(panel.job)
                 img = engine.render(panel.job).frames[0]
