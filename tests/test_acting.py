@@ -152,3 +152,35 @@ def test_planned_faces(jobs):
 
     face = jobs["face"].acting[0]
     assert face.names == ("neutral", "smile") and face.weights[0, 1] == 1.0
+
+
+def test_a_face_performance_plays_mouth_and_blinks(tmp_path):
+    """``performance:`` footage (read by the face capture; injected here as the FacePerformance
+    it returns) drives the mouth and the eyes; frames where no face was seen keep the line's flaps."""
+    from cinekit.acting.performance import FacePerformance
+    from cinekit.acting.plan import plan_acting
+    from cinekit.spec.models import Shot
+
+    shot = Shot.model_validate({
+        "id": "p", "kind": "clip", "duration": 2.0, "prompt": "{ann}",
+        "dialogue": [{"character": "ann", "at": 0.0, "end": 2.0, "line": "la la la la la la la la"}],
+        "characters": [{"name": "ann", "performance": "take.mp4"}, {"name": "bob"}]})
+    fps, n = 10.0, 20
+    mouth = np.linspace(0, 1, n)
+    mouth[5:8] = np.nan                                            # the face left the frame
+    eyes = np.zeros(n)
+    eyes[12:14] = 1.0
+    calls = []
+
+    def capture(path, f, frames):
+        calls.append((path.name, f, frames))
+        return FacePerformance(f, mouth.copy(), eyes.copy())
+
+    ann, bob = plan_acting(shot, tmp_path / "shots" / "ep.yaml", n, fps, seed=1, performance=capture)
+    assert calls == [("take.mp4", fps, n)]
+    seen = np.isfinite(mouth)
+    np.testing.assert_allclose(ann.face.mouth_open[seen], mouth[seen])
+    flaps = ann.face.mouth_open[5:8]
+    assert flaps.max() > 0.3                                       # not seen: the line's flaps
+    np.testing.assert_array_equal(ann.face.eyes_closed, eyes)      # footage blinks, no automatic ones
+    assert bob is None or not bob.face.mouth_open.any()            # bob says nothing

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import pytest
 import torch
 
 from cinekit.acting.face_keypoints import draw_faces, face_keypoints
@@ -148,7 +147,7 @@ def test_region_prompts_follow_the_frames_of_a_clip():
     conditional ones): row ``b`` takes frame ``b % F``'s region text, on conditional rows only,
     inside the character's region only. A stand-in processor returns each row's text vector at
     every token, so the output says which text each row and token saw."""
-    from cinekit.acting.regional_prompt import RegionalPrompts, RegionalPromptProcessor
+    from cinekit.acting.regional_prompt import RegionalPromptProcessor, RegionalPrompts
 
     frames, D = 3, 4
     masks = torch.zeros(frames, 1, 16, 16)

@@ -21,7 +21,7 @@ def check_expressions(check, doc, spec, path: Path, facts) -> None:
     reference's, or a crop no larger than it), and a face region known (given or from the rig)."""
     if not spec.expressions:
         return
-    from cinekit.acting.face_art import art_entries, face_box   # (cv2: only for characters with art)
+    from cinekit.acting.face_art import art_entries, face_box  # (cv2: only for characters with art)
     from cinekit.spec.file_checks import read_image
 
     entries = art_entries(spec)

@@ -48,7 +48,8 @@ def _expression_keys(pose) -> list[tuple[float, str, str]]:
 
 def _performance(path: Path, fps: float, frames: int) -> FacePerformance:
     try:
-        from cinekit.capture.face import read_face_performance  # lazy: the capture extra (mediapipe)
+        # lazy: the capture extra (mediapipe)
+        from cinekit.capture.face import read_face_performance
     except ImportError as exc:
         from cinekit.errors import UserError
 

@@ -237,7 +237,8 @@ class DiffusersClipEngine:
             call.pop("num_frames")
         for hook in self.pipeline_hooks:
             hook(pipe, plan)
-        from cinekit.acting import regional_prompt   # each character's expression words per frame, in its region
+        # each character's expression words per frame, in its region
+        from cinekit.acting import regional_prompt
 
         words = regional_prompt.build(pipe, job, [i.spec for i in identities], regions, do_cfg, device,
                                       getattr(self, "prompt_hooks", None))

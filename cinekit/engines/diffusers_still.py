@@ -134,7 +134,8 @@ class DiffusersStillEngine:
         generator = torch.Generator("cpu").manual_seed(job.seed)
         call.update(height=H, width=W, num_inference_steps=job.steps, guidance_scale=job.guidance,
                     generator=generator, output_type="np", callback_on_step_end=on_step)
-        from cinekit.acting import regional_prompt   # each character's expression words, in its region
+        # each character's expression words, in its region
+        from cinekit.acting import regional_prompt
 
         words = regional_prompt.build(pipe, job, [i.spec for i in identities], regions, do_cfg, device,
                                       getattr(self, "prompt_hooks", None))
