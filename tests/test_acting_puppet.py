@@ -172,3 +172,25 @@ def test_a_face_region_past_the_head_changes_only_the_head(tmp_path):
     assert changed.sum() > 1000
     assert not changed[~head].any()
     assert (others & ~head).sum() > 0 and not changed[others & ~head].any()
+
+
+def test_previz_mannequin_face_talks(setup):
+    """previz: the mannequin's lips open while bob speaks (frames differ at the mouth, below the
+    nose) and its control extra carries the face points; the rest of the frame does not change."""
+    from cinekit.engines.previz import PrevizEngine
+
+    jobs, engine, _ = setup
+    job = jobs["talk"]
+    res = PrevizEngine(engine.runtime).render(job)
+    acting = job.acting[0]
+    still = int(np.flatnonzero((acting.face.mouth_open == 0) & (acting.face.eyes_closed == 0))[0])
+    talk = int(np.argmax(acting.face.mouth_open))
+    body = slice(40, None)                                         # below the burnt-in title bar
+    diff = np.abs(res.frames[talk].astype(int) - res.frames[still].astype(int)).max(axis=2)[body] > 30
+    ys, xs = np.nonzero(diff)
+    ys = ys + 40
+    pose = job.pose[talk, 0]
+    nose, eye = pose[INDEX["nose"]], pose[INDEX["right_eye"]]
+    assert diff.sum() > 10 and ys.min() > nose[1] and ys.max() < pose[INDEX["neck"], 1]
+    assert np.abs(xs - nose[0]).max() < 3 * abs(pose[INDEX["left_eye"], 0] - eye[0])
+    assert (res.extras["control"][talk] == 255).all(axis=2).sum() > 100   # white face points
