@@ -74,6 +74,8 @@ class Job:
     # (frames, characters, 18) each joint's depth toward the camera in body heights (NaN:
     # unknown; from a BVH's 3-D or keyframe ``depth:``): the puppet's per-frame layer order
     depth: np.ndarray | None = None
+    # per character: its face over the shot (cinekit.acting.timeline.CharacterActing), None at rest
+    acting: tuple = ()
 
     @property
     def duration(self) -> float:
@@ -85,7 +87,8 @@ class Job:
         import hashlib
 
         # Field by field, not ``asdict``: asdict deep-copies the pose array (the whole track).
-        rec = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("pose", "characters", "depth")}
+        rec = {f.name: getattr(self, f.name) for f in fields(self)
+               if f.name not in ("pose", "characters", "depth", "acting")}
         rec["options"] = copy.deepcopy(self.options)
         rec["pose"] = {
             "shape": list(self.pose.shape),
@@ -93,6 +96,9 @@ class Job:
         }
         if self.depth is not None:
             rec["depth"] = hashlib.sha256(np.ascontiguousarray(self.depth, dtype=np.float64).tobytes()).hexdigest()
+        if any(a is not None for a in self.acting):  # absent at rest: older records keep their keys
+            rec["acting"] = [None if a is None else {"names": list(a.names), "sha256": hashlib.sha256(a.digest_bytes()).hexdigest()}
+                             for a in self.acting]
         rec["characters"] = [{f.name: getattr(c, f.name) for f in fields(c)} for c in self.characters]
         for c in rec["characters"]:
             c["views"] = [list(v) for v in c["views"]]

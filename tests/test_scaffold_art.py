@@ -20,7 +20,7 @@ def _pixels(path: Path) -> np.ndarray:
 
 
 def test_init_copies_the_shipped_art_in_well_under_a_second(tmp_path):
-    assert {p.suffix for p in SHIPPED} == {".png", ".yaml"} and len(SHIPPED) == 8
+    assert {p.suffix for p in SHIPPED} == {".png", ".yaml"} and len(SHIPPED) == 12   # 2 × (3 views + YAML) + 4 expressions
     start = time.perf_counter()
     scaffold(tmp_path / "new")
     seconds = time.perf_counter() - start

@@ -175,6 +175,9 @@ class DiffusersClipEngine:
 
         # 4. control frames from the pose track (already sampled at job.fps)
         control = draw_control_frames(job.pose, W, H)                              # (F, H, W, 3)
+        from cinekit.acting.face_keypoints import draw_faces
+
+        control = draw_faces(control, job)                                         # faces per frame
         conditioning = [Image.fromarray(c) for c in control]
 
         # 5. regions per frame and identity settings
@@ -234,6 +237,11 @@ class DiffusersClipEngine:
             call.pop("num_frames")
         for hook in self.pipeline_hooks:
             hook(pipe, plan)
+        # each character's expression words per frame, in its region
+        from cinekit.acting import regional_prompt
+
+        words = regional_prompt.build(pipe, job, [i.spec for i in identities], regions, do_cfg, device,
+                                      getattr(self, "prompt_hooks", None))
         with contextlib.ExitStack() as stack:
             common.denoising(stack, pipe, use_ip, ctl)
             keys = None
@@ -241,6 +249,8 @@ class DiffusersClipEngine:
                 from cinekit.inbetween.sparsectrl import condition_on_keys
 
                 keys = condition_on_keys(stack, self, pipe, job, device)
+            if words is not None:
+                stack.enter_context(words.attached(pipe.unet))
             handle = pipe.controlnet.register_forward_pre_hook(_ChannelsLastCond(), with_kwargs=True)
             stack.callback(handle.remove)
             stack.enter_context(_fixed_execution_device(pipe, device))
@@ -262,6 +272,8 @@ class DiffusersClipEngine:
             "identity": common.identity_record(job, settings, regional, ip_info, modelset, ctl, ref_info),
             "loras": loras,
         })
+        if words is not None:
+            info["expression_prompts"] = regional_prompt.record(words)
         if hold is not None:
             info["continue_from"] = hold.record
         if keys is not None:

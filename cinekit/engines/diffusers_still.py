@@ -81,6 +81,9 @@ class DiffusersStillEngine:
 
         # 2. control maps from the pose track
         control = draw_control_frames(job.pose[:1], W, H)[0]
+        from cinekit.acting.face_keypoints import draw_faces
+
+        control = draw_faces(control[None], job)[0]           # faces shaped by the expression
         control_images = [Image.fromarray(control)]
         for c in sorted(extra_controls):
             path = Path(extra_controls[c])
@@ -131,8 +134,15 @@ class DiffusersStillEngine:
         generator = torch.Generator("cpu").manual_seed(job.seed)
         call.update(height=H, width=W, num_inference_steps=job.steps, guidance_scale=job.guidance,
                     generator=generator, output_type="np", callback_on_step_end=on_step)
+        # each character's expression words, in its region
+        from cinekit.acting import regional_prompt
+
+        words = regional_prompt.build(pipe, job, [i.spec for i in identities], regions, do_cfg, device,
+                                      getattr(self, "prompt_hooks", None))
         with contextlib.ExitStack() as stack:
             common.denoising(stack, pipe, use_ip, ctl)
+            if words is not None:
+                stack.enter_context(words.attached(pipe.unet))
             images = pipe(**call).images
 
         # 10. result
@@ -143,6 +153,8 @@ class DiffusersStillEngine:
             "identity": common.identity_record(job, settings, regional, ip_info, modelset, ctl, ref_info),
             "loras": loras,
         })
+        if words is not None:
+            info["expression_prompts"] = regional_prompt.record(words)
         return RenderResult(frames=frames, extras={"control": control[None]}, masks=regions, info=info)
 
     # ---- steps in detail

@@ -190,9 +190,17 @@ class PrevizEngine:
                 for i in order:  # a mask is drawn only on the frames whose masks are kept
                     mask = np.zeros((job.height, job.width), np.uint8) if masks is not None else None
                     draw_mannequin(canvas, job.pose[f, i], colours[i], mask)
+                    if job.acting and job.acting[i] is not None:   # the face acts (cinekit.acting)
+                        from cinekit.acting.face_keypoints import draw_mannequin_face
+
+                        draw_mannequin_face(canvas, job.pose[f, i], job.acting[i], f)
                     if masks is not None:
                         masks[i] = mask > 127
                 control = draw_control_frames(job.pose[f:f + 1], job.width, job.height)[0]
+                if job.acting:
+                    from cinekit.acting.face_keypoints import draw_faces
+
+                    control = draw_faces(control[None], job, first=f)[0]
                 yield Frame(burn_in(canvas, job, f), {"control": control}, masks)
                 if progress:
                     progress(f + 1, job.frames)

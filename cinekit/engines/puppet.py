@@ -108,6 +108,7 @@ class PuppetEngine:
         self._puppets: dict[tuple[str, str, str, bool], Puppet] = {}
         self._labels: dict = {}               # Reference -> (part labels or None, sha256 of the map)
         self._held: dict = {}                 # (job, character) -> last (puppet, transforms, scale) drawn
+        self._faces: dict[tuple[str, str], object] = {}   # expression art per character (cinekit.acting)
         self.timings: dict[str, float] = {}   # seconds per stage, accumulated over renders
 
     # 1. -------------------------------------------------------------------------------
@@ -160,6 +161,25 @@ class PuppetEngine:
                 out.append({(v, m): self.puppet(c.name, v, m) for _, v, m in c.views})
         return out
 
+    def face_rig(self, name: str, view: str, mirror: bool):
+        """The character's face patches (``acting.face_art.FaceRig``) when the puppet draws the
+        reference its rig is on (in this frame's view); None otherwise (no face region known,
+        or another view's art)."""
+        from cinekit.acting.face_art import load_face_rig
+        from cinekit.puppet.parts import PART_NAMES
+
+        identity = self.runtime.identities.get(name)
+        ref, _rig = _rig_reference(identity, view)
+        if ref is not identity.references[0]:
+            return None
+        key = (name, ref.sha256, mirror)
+        if key not in self._faces:
+            labels = self.puppet(name, view, mirror).binding.labels
+            head = labels == PART_NAMES.index("head")
+            read = getattr(getattr(self.runtime, "files", None), "read", None)
+            self._faces[key] = load_face_rig(identity, read, head=head[:, ::-1] if mirror else head)
+        return self._faces[key]
+
     def _tick(self, stage: str, since: float) -> None:
         self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - since
 
@@ -193,6 +213,8 @@ class PuppetEngine:
             self._tick("deform", t)
             alpha = masks[f, i] if masks is not None else None     # drawn into in place
             depth = job.depth[f, i] if job.depth is not None else None
+            acting = job.acting[i] if job.acting else None
+            face = self.face_rig(ch.name, view, flip) if acting is not None else None
             for name in frame_order(view, flip, depth):
                 part = pup.binding.parts.get(name)
                 if part is None:
@@ -201,6 +223,11 @@ class PuppetEngine:
                 if coverage is not None:
                     cov = coverage.setdefault((i, name), np.zeros(canvas.shape[:2], np.uint8))
                 draw_part(canvas, alpha, part, transforms, scale, coverage=cov, timings=self.timings)
+                if name == "head" and face is not None:   # the expression, with the head's transform
+                    from cinekit.acting.puppet_face import draw_face
+
+                    draw_face(canvas, alpha, face, acting, f, transforms, scale, flip,
+                              pup.binding.labels.shape[1], coverage=cov, timings=self.timings)
 
     def part_coverage(self, job: Job, f: int, i: int) -> dict[str, np.ndarray]:
         """Each part's own drawn alpha ``(H, W)`` float32 (0..1) of character ``i`` at frame

@@ -79,7 +79,9 @@ class Identity:
             out.append(resolve(self.spec_path, self.spec.rig.from_))
         out += [resolve(self.spec_path, x.file) for x in self.spec.lora]
         out += [resolve(self.spec_path, x.file) for x in self.spec.embeddings]
-        return out
+        from cinekit.acting.face_art import expression_files
+
+        return out + expression_files(self.spec, self.spec_path)
 
 
 def resolve(spec_path: Path, rel: str) -> Path:

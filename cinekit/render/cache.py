@@ -155,6 +155,9 @@ def character_files(spec, spec_path: Path) -> list[Path]:
         out.append(resolve(spec_path, spec.rig.from_))
     out += [resolve(spec_path, x.file) for x in spec.lora]
     out += [resolve(spec_path, x.file) for x in spec.embeddings]
+    from cinekit.acting.face_art import expression_files
+
+    out += expression_files(spec, spec_path)
     return out
 
 
@@ -188,7 +191,9 @@ def motion_files(project, job: Job, shots: dict | None = None) -> list[Path]:
     for ch in shot.characters:
         if isinstance(ch.pose, PoseSpec) and ch.pose.source in ("bvh", "openpose", "video", "detect"):
             out.append((list_path.parent / getattr(ch.pose, ch.pose.source)).resolve())
-    return out
+    from cinekit.acting.plan import acting_files  # the audio and footage that move the faces
+
+    return out + acting_files(shot, list_path)
 
 
 def model_files(project, job: Job) -> dict[str, str]:

@@ -405,6 +405,9 @@ class Planner:
         options = dict(shot.options)
         if shot.continue_from:
             options["continue_from"] = shot.continue_from
+        from cinekit.acting.plan import plan_acting
+
+        acting = plan_acting(shot, list_path, frames, fps, int(pick("seed")))
         job = Job(
             shot_id=shot.id, shotlist=self._rel(list_path), kind=shot.kind, engine=engine,
             width=int(width), height=int(height), fps=fps, frames=frames,
@@ -415,6 +418,7 @@ class Planner:
             output=output_stem(list_path.stem, shot.id, engine, own_engine), background=background,
             camera=camera if isinstance(camera, str) else "custom", model=model,
             refine=shot.refine, raw_prompt=shot.prompt, options=options, depth=depth,
+            acting=acting if any(a is not None for a in acting) else (),
         )
         if shot.keys:  # drawn keys: their poses (given or fitted) key the track (cinekit.inbetween)
             from cinekit.inbetween.track import keyed_job

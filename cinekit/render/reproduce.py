@@ -70,6 +70,12 @@ def job_from_record(record: dict[str, Any], root: Path | None = None) -> Job:
     rec["characters"] = tuple(JobCharacter(**{**c, "spec_path": absolute(c["spec_path"], root),
                                               "views": tuple(tuple(v) for v in c.get("views", ()))})
                               for c in rec["characters"])
+    if rec.pop("acting", None) is not None:
+        from cinekit.acting.timeline import decode_acting
+
+        if "acting_track" not in record:
+            raise UserError("this sidecar has no face track", hint="render it again with `cinekit render --force`")
+        rec["acting"] = decode_acting(record["acting_track"], decode_pose, rec["fps"])
     if isinstance(rec.get("background"), list):
         rec["background"] = tuple(rec["background"])
     elif isinstance(rec.get("background"), str):

@@ -65,7 +65,7 @@ def decode_pose(data: dict[str, Any]) -> np.ndarray:
 
 def slim(record: dict[str, Any]) -> dict[str, Any]:
     """A sidecar record without its bulky pose track (what outcomes keep in memory)."""
-    return {k: v for k, v in record.items() if k not in ("pose_track", "depth_track")}
+    return {k: v for k, v in record.items() if k not in ("pose_track", "depth_track", "acting_track")}
 
 
 def _record_from_entry(entry: dict[str, Any]) -> dict[str, Any]:
@@ -125,6 +125,10 @@ class _Committer:
             key = self.keys.get(task.index)
             if job.depth is not None:
                 extra["depth_track"] = encode_pose(job.depth)
+            if job.acting:  # the faces, losslessly (--reproduce)
+                from cinekit.acting.timeline import encode_acting
+
+                extra["acting_track"] = encode_acting(job.acting, encode_pose)
             record = write_result(self.out_dir, job, result, self.fmt, engine_version=engine_version,
                                   force=self.force, key=key, extra_record=extra,
                                   owned=self._owned(job), clean_temps=self.clean_temps,

@@ -3,7 +3,13 @@
 With an image engine (diffusers): a turnaround (front, three-quarter, side, back) and a row of
 expressions, each panel a still rendered through the engine with the character's identity
 (library poses, view and expression words added to the prompt). With previz or puppet: the rig
-drawn on the reference art and the pose library on the character instead.
+drawn on the reference art and a turnaround of every view the character has art for, then its
+expressions, then the pose library on the character.
+
+The expressions are the character's own (``expressions:`` art, shown with ``expression:`` set,
+as shots get them: the art on the puppet, the words in its region and the face keypoints in
+diffusers); a character without expression art gets the generic list as prompt words
+(diffusers) and no expression row (previz, puppet).
 
 Panels are planned as ordinary still shots (the planner does retargeting and framing), so the
 sheet shows exactly what shots will get.
@@ -30,14 +36,16 @@ RIG_ENGINES = ("previz", "puppet")
 @dataclass(frozen=True)
 class Panel:
     label: str
-    job: Job | None          # None: drawn directly (the rig panel)
+    job: Job | None          # None: drawn directly (the rig panel, or a reference's art)
+    reference: int | None = None   # the character's reference shown as art (a puppet turnaround view)
 
 
-def _shot(id_: str, name: str, prompt: str, pose: str, view: str, camera: str, size, steps, model):
+def _shot(id_: str, name: str, prompt: str, pose: str, view: str, camera: str, size, steps, model,
+          expression: str | None = None):
     from cinekit.spec.models import Shot, ShotCharacter
 
     return Shot(id=id_, kind="still", prompt=prompt, camera=camera, size=size, steps=steps, model=model,
-                characters=[ShotCharacter(name=name, position="center", pose=pose, view=view)])
+                characters=[ShotCharacter(name=name, position="center", pose=pose, view=view, expression=expression)])
 
 
 def sheet_panels(project, name: str, engine: str, *, size=(384, 512), steps: int | None = None,
@@ -54,41 +62,54 @@ def sheet_panels(project, name: str, engine: str, *, size=(384, 512), steps: int
     list_path = project.root / "shots" / f"sheet-{name}.yaml"
     lib = planner.library
 
-    def plan(id_, prompt, pose, view, camera):
-        shot = _shot(id_, name, prompt, pose, view, camera, tuple(size), steps, model)
+    def plan(id_, prompt, pose, view, camera, expression=None):
+        shot = _shot(id_, name, prompt, pose, view, camera, tuple(size), steps, model, expression)
         job = planner.plan_shot(list_path, ShotList(shots=[shot]), shot)
         return Job(**{**{f: getattr(job, f) for f in job.__dataclass_fields__}, "seed": seed})
 
+    spec = project.characters[name][0]
+    own = ["neutral", *spec.expressions] if spec.expressions else []
     if engine in RIG_ENGINES:
+        # the turnaround is the character's own art per view (the rig, and so the puppet, is on the
+        # first reference only: a puppet render of another view would show the front art)
+        views = {}
+        for k, r in enumerate(spec.references):
+            views.setdefault(r.view, k)
         poses = [p for p in LIBRARY_POSES if p in lib] or sorted(lib)[:10]
-        rows = [[Panel("rig", None)] + [Panel(p, plan(f"pose-{p}", f"{{{name}}}", p, "front", "full"))
-                                        for p in poses[:4]]]
-        rest = poses[4:]
-        if rest:
-            rows.append([Panel(p, plan(f"pose-{p}", f"{{{name}}}", p, "front", "full")) for p in rest[:5]])
+        rows = [[Panel("rig", None)] + [Panel(v.replace("_", "-"), None, k) for v, k in views.items()]]
+        if own:
+            rows.append([Panel(e, plan(f"expr-{e}", f"{{{name}}}", "stand", "front", "close_up",
+                                       None if e == "neutral" else e)) for e in own])
+        for k in range(0, min(len(poses), 10), 5):
+            rows.append([Panel(p, plan(f"pose-{p}", f"{{{name}}}", p, "front", "full")) for p in poses[k:k + 5]])
         return rows
     turnaround = [Panel(view.replace("_", "-"),
                         plan(f"turn-{view}", f"{{{name}}}, character model sheet, {words}, full body, plain background",
                              "stand", view, "full"))
                   for view, words in VIEWS]
-    expressions = [Panel(e, plan(f"expr-{e}", f"{{{name}}}, close-up portrait, {e} expression, plain background",
-                                 "stand", "front", "close_up"))
-                   for e in EXPRESSIONS]
+    if own:   # the character's own: words in its region of the prompt, face keypoints (cinekit.acting)
+        expressions = [Panel(e, plan(f"expr-{e}", f"{{{name}}}, close-up portrait, plain background",
+                                     "stand", "front", "close_up", None if e == "neutral" else e)) for e in own]
+    else:
+        expressions = [Panel(e, plan(f"expr-{e}", f"{{{name}}}, close-up portrait, {e} expression, plain background",
+                                     "stand", "front", "close_up"))
+                       for e in EXPRESSIONS]
     return [turnaround, expressions]
 
 
-def rig_panel(identity, width: int, height: int) -> np.ndarray:
-    """The first reference with its rig joints and bones drawn on it, fitted into ``width`` x ``height``."""
+def rig_panel(identity, width: int, height: int, reference: int | None = None) -> np.ndarray:
+    """The first reference with its rig joints and bones drawn on it (or reference number
+    ``reference`` as it is), fitted into ``width`` x ``height``."""
     from PIL import Image, ImageDraw
 
     from cinekit.pose.skeleton import BONES
 
-    ref = identity.references[0]
+    ref = identity.references[reference or 0]
     art = Image.fromarray(ref.rgba, "RGBA")
     canvas = Image.new("RGBA", art.size, (245, 245, 245, 255))
     canvas.alpha_composite(art)
     draw = ImageDraw.Draw(canvas)
-    rig = identity.rig
+    rig = identity.rig if reference is None else None
     if rig is not None:
         r = max(3, art.width // 45)
         for a, b in BONES:
@@ -149,7 +170,7 @@ def render_sheet(runtime, name: str, engine_name: str, out: Path, *, size=(384, 
         out_row = []
         for panel in row:
             if panel.job is None:
-                img = rig_panel(identity, *size)
+                img = rig_panel(identity, *size, reference=panel.reference)
             else:
                 engine.check_inputs(panel.job)
                 img = engine.render(panel.job).frames[0]
@@ -159,7 +180,7 @@ def render_sheet(runtime, name: str, engine_name: str, out: Path, *, size=(384, 
             if progress:
                 progress(done, total)
         images.append(out_row)
-    what = "rig and pose library" if engine_name in RIG_ENGINES else "turnaround and expressions"
+    what = "rig, turnaround, expressions and poses" if engine_name in RIG_ENGINES else "turnaround and expressions"
     page = compose(f"{name}: model sheet ({what}, {engine_name})", images)
     record = {"sheet": name, "engine": engine_name, "engine_version": engine.version, "panels": jobs}
     return write_png(out, page, record)

@@ -29,8 +29,9 @@ shots:
     duration: 2.0
     prompt: "{mika} waves at {ren}"
     camera: wide
+    dialogue: [{character: mika, at: 0.6, end: 1.6, line: "Ren! Over here!"}]
     characters:
-      - {name: mika, position: left, pose: {keyframes: [{at: 0, pose: stand}, {at: 0.6, pose: wave, ease: ease_out}]}}
+      - {name: mika, position: left, pose: {keyframes: [{at: 0, pose: stand}, {at: 0.6, pose: wave, ease: ease_out, expression: smile}]}}
       - {name: ren, position: right, pose: {keyframes: [{at: 0, pose: walk_a}, {at: 0.5, pose: walk_b}, {at: 1.0, pose: walk_c}, {at: 1.5, pose: walk_d}]}, mirror: true}
   - id: s030
     kind: still

@@ -843,6 +843,9 @@ def write_characters(root: Path = ROOT, verbose: bool = False) -> list[Path]:
         written.append(root / "characters" / f"{c.name}.yaml")
         if verbose:
             print(c.name, {k: (round(x), round(y)) for k, (x, y) in joints.items()})
+    from cinekit.scaffold.expressions import write_expressions
+
+    written += write_expressions(root)   # mika's expression art + her YAML's expressions: (cinekit.acting)
     return written
 
 

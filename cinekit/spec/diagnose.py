@@ -107,7 +107,7 @@ def problems_from_validation(doc: YamlDoc, error: ValidationError, root: type[Ba
             # An error about the value itself in one branch of a union: drop the branches
             # that expect another kind of value than the one written.
             value = doc.get(loc)
-            if (isinstance(value, dict) and err["type"] in _SCALAR_TYPES) or \
+            if (isinstance(value, (dict, list)) and err["type"] in _SCALAR_TYPES) or \
                     (not isinstance(value, dict) and err["type"] in _MAPPING_TYPES):
                 dropped.setdefault(loc, []).append(err)
                 continue

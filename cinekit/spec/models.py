@@ -165,6 +165,24 @@ class TrainSettings(Strict):
     class_word: str | None = None   # prior preservation's class prompt (default: the description's first tag)
 
 
+class ExpressionArt(Strict):
+    """One expression's art: a face crop (pasted into the face region) or a whole reference
+    (the face region cut from it); ``face`` is that region on the reference, in its pixels
+    (default: found from the rig's head joints, ``cinekit.acting.face_art``)."""
+
+    image: str
+    face: tuple[float, float, float, float] | None = None   # x0, y0, x1, y1 on references[0]
+    words: str | None = None            # its prompt words (diffusers engines; default from the name)
+
+    @model_validator(mode="after")
+    def _box(self) -> "ExpressionArt":
+        if self.face is not None:
+            x0, y0, x1, y1 = self.face
+            if x1 - x0 < 4 or y1 - y0 < 4 or min(self.face) < 0:
+                raise ValueError("face: give [x0, y0, x1, y1] with x1 > x0 and y1 > y0 (reference pixels, >= 0)")
+        return self
+
+
 class CharacterSpec(Strict):
     name: Name
     description: str = ""
@@ -176,6 +194,9 @@ class CharacterSpec(Strict):
     embeddings: list[EmbeddingSpec] = []
     identity: IdentitySettings = IdentitySettings()
     train: TrainSettings = TrainSettings()
+    # expression name -> art (``smile: refs/smile.png``); ``blink`` and ``mouth_open`` are the
+    # eye and mouth art of blinks and mouth flaps (cinekit.acting); ``neutral`` is the reference
+    expressions: dict[Name, str | ExpressionArt] = {}
 
     @field_validator("palette")
     @classmethod
@@ -194,6 +215,7 @@ class Keyframe(Strict):
     position: PositionName | Unit | None = None   # move the character across the frame (walks, runs)
     # draw a limb in front of / behind the body from this key on (the puppet's layer order)
     depth: dict[Limb, Literal["front", "behind", "auto"]] | None = None
+    expression: Name | None = None      # the face from this key on (cross-faded by ``ease``; cinekit.acting)
 
 
 class PoseSpec(Strict):
@@ -242,6 +264,24 @@ class ShotCharacter(Strict):
     scale: Annotated[float, Field(gt=0, le=10)] = 1.0
     view: View | None = None
     z: Annotated[int, Field(ge=-1000, le=1000)] = 0
+    expression: Name | None = None      # the face (a name of the character's `expressions:`; cinekit.acting)
+    blinks: bool = True                 # automatic blinks in clips (seeded)
+    performance: str | None = None      # footage of a face whose mouth and blinks this character plays
+
+
+class DialogueLine(Strict):
+    """One spoken line: the speaker's mouth moves from ``at`` to ``end`` (seconds into the shot)."""
+
+    character: Name
+    at: Annotated[float, Field(ge=0)]
+    end: Annotated[float, Field(gt=0)]
+    line: str = ""
+
+    @model_validator(mode="after")
+    def _order(self) -> "DialogueLine":
+        if self.end <= self.at:
+            raise ValueError("'end' must be after 'at'")
+        return self
 
 
 class KeyDrawing(Strict):
@@ -283,7 +323,14 @@ class Shot(ShotDefaults):
     # studio hand-off (cinekit.studio): sound under the shot in the animatic, board notes
     audio: str | None = None            # audio file, relative to the shot list; plays from the shot's start
     action: str = ""                    # what happens (storyboard notes)
-    dialogue: str = ""                  # who says what (storyboard notes)
+    dialogue: str | list[DialogueLine] = ""   # who says what: notes, or timed lines (mouth flaps)
+
+    @property
+    def dialogue_text(self) -> str:
+        """The dialogue as board notes (timed lines as ``name: line``, one a line)."""
+        if isinstance(self.dialogue, str):
+            return self.dialogue
+        return "\n".join(f"{d.character}: {d.line}" if d.line else d.character for d in self.dialogue)
 
     @model_validator(mode="after")
     def _clip_needs_duration(self) -> "Shot":

@@ -139,6 +139,9 @@ def validate_project(project, problems: Collector) -> None:
     check.characters = {}
     for name, (spec, path) in project.characters.items():
         check.characters[name] = check_character(check, project.character_docs[name], spec, path)
+        from cinekit.acting.checks import check_expressions
+
+        check_expressions(check, project.character_docs[name], spec, path, check.characters[name])
     check.used_models = set()
     for list_path, shot_list in project.shotlists.items():
         _check_shotlist(check, project.shot_docs[list_path], shot_list, list_path)
@@ -329,6 +332,9 @@ def _check_shotlist(check: _Checker, doc: YamlDoc, shot_list: ShotList, path: Pa
             from cinekit.inbetween.check import check_keys
 
             check_keys(check, doc, at, shot, path, width, height, fps, frames, engine, poses)
+        from cinekit.acting.checks import check_shot_acting
+
+        check_shot_acting(check, doc, at, shot, path)   # expressions, dialogue lines, audio, footage
         if len(set(names_in_shot)) != len(names_in_shot):
             check.warn(doc, at + ("characters",), "the same character appears twice in one shot")
         prompt_names = PLACEHOLDER.findall(shot.prompt)

@@ -145,7 +145,7 @@ def write_board(episode: Episode, out: Path, *, panels: int = 6) -> BoardResult:
             sep = " · " if w.unicode else " - "
             ty += w.block(x, ty, cell_w, 5, f"{shot.id}{sep}{dur}{sep}{shot.camera}", 9.5, 4.6, bold=True)
             left = y + cell_h - ty
-            for label, text, grey in (("Action", shot.shot.action, 20), ("Dialogue", shot.shot.dialogue, 20),
+            for label, text, grey in (("Action", shot.shot.action, 20), ("Dialogue", shot.shot.dialogue_text, 20),
                                       ("Prompt", shot.prompt, 110)):
                 if text:
                     used = w.block(x, ty, cell_w, left, f"{label}: {text}", 7.5, 3.4, grey=grey)

@@ -74,7 +74,7 @@ def build_timeline(episode: Episode, *, fps: float | None = None, start_tc: str 
     for s in episode.shots:
         source = shot_range(s, rate, otio)
         notes = {"shot_id": s.id, "shotlist": episode.rel, "kind": s.kind, "engine": s.engine,
-                 "prompt": s.prompt, "camera": s.camera, "action": s.shot.action, "dialogue": s.shot.dialogue,
+                 "prompt": s.prompt, "camera": s.camera, "action": s.shot.action, "dialogue": s.shot.dialogue_text,
                  "seed": s.record.get("job", {}).get("seed")}
         marker = otio.schema.Marker(name=s.id, marked_range=tr(source.start_time, rt(0, source.start_time.rate)),
                                     color=otio.schema.MarkerColor.GREEN, comment=s.prompt,
