@@ -40,19 +40,30 @@ def inverse_maps(dst: np.ndarray, src: np.ndarray, width: int, height: int):
     x1, y1 = min(width - 1, int(hi[0])), min(height - 1, int(hi[1]))
     if x1 < x0 or y1 < y0:
         return None
-    d = np.concatenate([dst, np.ones((*dst.shape[:2], 1))], axis=2)   # (T, 3, 3) rows: x, y, 1
-    det = np.linalg.det(d)
-    ok = np.abs(det) > 1e-9
-    if not ok.any():
-        return None
-    live = np.nonzero(ok)[0]
+    # Each triangle's inverse affine in closed form (Cramer's rule on the edge vectors: a
+    # batched 3x3 inverse costs more than the rest of the band at these sizes).
+    e1, e2 = dst[:, 1] - dst[:, 0], dst[:, 2] - dst[:, 0]                 # (T, 2)
+    det = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
+    live = np.nonzero(np.abs(det) > 1e-9)[0]
     n = len(live)
-    # src^T = M d^T  ->  M = src^T (d^T)^-1, per triangle; row k + 1 of the table is live[k]'s.
+    if n == 0:
+        return None
+    e1, e2, inv_det = e1[live], e2[live], 1.0 / det[live]
+    f1, f2 = src[live, 1] - src[live, 0], src[live, 2] - src[live, 0]      # (n, 2)
+    # [e1 e2]^-1 = [[e2y, -e2x], [-e1y, e1x]] / det;  lin = [f1 f2] [e1 e2]^-1
+    ia, ib = e2[:, 1] * inv_det, -e2[:, 0] * inv_det
+    ic, id_ = -e1[:, 1] * inv_det, e1[:, 0] * inv_det
+    lin = np.empty((n, 2, 2))
+    lin[:, :, 0] = f1 * ia[:, None] + f2 * ic[:, None]
+    lin[:, :, 1] = f1 * ib[:, None] + f2 * id_[:, None]
+    p0 = dst[live, 0]
+    # Row k + 1 of the table is live[k]'s (a, b, e) for x then y: map = a x + b y + e.
     small = n < 255                                    # ids fit uint8: cv2.LUT does the lookup
     table = np.zeros((256 if small else n + 1, 6), np.float32)
     table[0, 2] = table[0, 5] = -8.0
-    table[1 : n + 1] = np.einsum("tki,tij->tkj", src[live].transpose(0, 2, 1),
-                                 np.linalg.inv(d[live].transpose(0, 2, 1))).reshape(-1, 6)
+    coef = table[1 : n + 1].reshape(n, 2, 3)
+    coef[:, :, :2] = lin
+    coef[:, :, 2] = src[live, 0] - np.einsum("tij,tj->ti", lin, p0)
     ids = np.zeros((y1 - y0 + 1, x1 - x0 + 1), np.uint8 if small else np.int32)
     fill = cv2.fillConvexPoly
     for k, p in enumerate(np.round((dst[live] - (x0, y0)) * 16).astype(np.int32), 1):
