@@ -54,11 +54,10 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from cinekit.engines import continuity, frame_split
+from cinekit.engines import continuity
 from cinekit.engines import diffusers_common as common
 from cinekit.engines.base import ProgressFn, RenderResult
+from cinekit.engines.clip_memory import ChannelsLastCond, Uint8Control, decode_frames
 from cinekit.engines.frame_split import split_spatial_layers
 from cinekit.engines.freenoise import WindowPlan, resolve_plan
 from cinekit.errors import EngineError, UserError
@@ -175,7 +174,8 @@ class DiffusersClipEngine:
 
         # 4. control frames from the pose track (already sampled at job.fps)
         control = draw_control_frames(job.pose, W, H)                              # (F, H, W, 3)
-        conditioning = [Image.fromarray(c) for c in control]
+        #    (txt2video: handed over as uint8 views, made float slice by slice, see clip_memory.Uint8Control)
+        conditioning = [Image.fromarray(c) for c in control] if job.refine is not None else list(control)
 
         # 5. regions per frame and identity settings
         regions = pose_region_masks(job.pose, W, H, [c.z for c in job.characters])   # (F, C, H, W)
@@ -236,7 +236,9 @@ class DiffusersClipEngine:
             hook(pipe, plan)
         with contextlib.ExitStack() as stack:
             common.denoising(stack, pipe, use_ip, ctl)
-            handle = pipe.controlnet.controlnet_cond_embedding.register_forward_pre_hook(_ChannelsLastCond())
+            if job.refine is None:
+                stack.enter_context(Uint8Control.on(pipe))
+            handle = pipe.controlnet.controlnet_cond_embedding.register_forward_pre_hook(ChannelsLastCond())
             stack.callback(handle.remove)
             stack.enter_context(_fixed_execution_device(pipe, device))
             latents = pipe(**call).frames
@@ -373,57 +375,6 @@ def _release_shared_text_encoder_lora(pipe, path: Path) -> None:
         from diffusers.utils.peft_utils import delete_adapter_layers
 
         delete_adapter_layers(te, name)
-
-
-class _ChannelsLastCond:
-    """Pre-hook of the ControlNet's conditioning embedding: the pose frames in channels-last
-    layout. Its full-resolution convolutions run about twice as fast so on CPU (oneDNN) as on
-    the NCHW tensor the pipeline prepares; the values are the same. Hooked on the embedding,
-    not the ControlNet, so that with ``frame_split`` each slice is converted as it runs (a
-    slice of a channels-last tensor has the same strides, hence the same convolution): no
-    second full-clip copy of the control frames stays alive during denoising. An unsplit
-    ControlNet gets the same tensor at every step; it is converted once per render."""
-
-    def __init__(self):
-        self._source = self._converted = None
-
-    def __call__(self, _module, args):
-        import torch
-
-        cond = args[0] if args else None
-        if not (torch.is_tensor(cond) and cond.ndim == 4):
-            return None
-        if cond is self._source:
-            return (self._converted, *args[1:])
-        converted = cond.contiguous(memory_format=torch.channels_last)
-        if frame_split.current_rows.get() is None:   # the whole batch: the same tensor each step
-            self._source, self._converted = cond, converted
-        return (converted, *args[1:])
-
-
-def decode_frames(pipe, latents, chunk: int) -> np.ndarray:
-    """``latents`` ``(1, C, F, h, w)`` -> frames ``(F, H, W, 3)`` uint8, ``chunk`` frames at a time.
-
-    The same operations, in the same order, as the pipeline's ``decode_latents`` (scale, VAE
-    decode in chunks of ``chunk``), its ``postprocess_video(output_type="np")`` and the uint8
-    rounding: the same bytes. Why not let the pipeline decode: it concatenates every chunk, then
-    makes float32 copies of the whole clip (cast, denormalise, numpy, stack) before the uint8
-    conversion; a 120-frame clip's own memory was mostly those copies."""
-    import torch
-
-    z = 1 / pipe.vae.config.scaling_factor * latents
-    b, c, f, h, w = z.shape
-    z = z.permute(0, 2, 1, 3, 4).reshape(b * f, c, h, w)
-    out = None
-    with torch.no_grad():
-        for i in range(0, b * f, chunk):
-            x = pipe.vae.decode(z[i : i + chunk]).sample                    # (k, 3, H, W)
-            x = x[None].permute(0, 2, 1, 3, 4).float()                      # (1, 3, k, H, W)
-            video = pipe.video_processor.postprocess_video(video=x, output_type="np")[0]
-            if out is None:
-                out = np.empty((b * f, *video.shape[1:]), np.uint8)
-            out[i : i + len(video)] = (np.clip(video, 0.0, 1.0) * 255.0).round().astype(np.uint8)
-    return out
 
 
 _FIXED_DEVICE_CLASSES: dict[type, type] = {}
