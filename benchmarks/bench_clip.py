@@ -6,7 +6,10 @@ Usage: python benchmarks/bench_clip.py [--size 128] [--steps 4] [--reps 5] [--ou
 Memory: one fresh process per case (16 frames, 120 frames) renders a clip with the engine on
 the tiny offline models and reports its peak memory: ``torch.cuda.max_memory_allocated`` when
 CUDA is present, else the process's peak RSS (``ru_maxrss``), plus the RSS once the pipeline
-is loaded, so the render's own increment is visible. Goal: peak(120) <= 2 x peak(16).
+is loaded, so the render's own increment is visible. Goal (issue 14): the 120-frame clip's own
+growth (peak minus the pipeline-loaded baseline) <= 1.5 x the 16-frame one's
+(``render_increment_ratio``); the whole-process peak ratio is reported beside it (on the tiny
+models the loaded pipeline and the libraries dominate it, so it says little on its own).
 
 Speed: seconds per frame of ``check_inputs`` + ``render`` (16 frames, CFG, DDIM, pose
 ControlNet, identity mechanisms at 0) vs a hand-written AnimateDiff loop on the same loaded
@@ -150,8 +153,12 @@ def run_memory(work: Path, size: int, steps: int) -> dict:
     key = "cuda_peak_mib" if "cuda_peak_mib" in cases["16"] else "peak_rss_mib"
     ratio = cases["120"][key] / cases["16"][key]
     inc = cases["120"]["render_increment_mib"] / max(cases["16"]["render_increment_mib"], 1e-6)
+    if key == "cuda_peak_mib":   # on CUDA the device's own peak minus what the loaded pipeline holds
+        inc = ((cases["120"]["cuda_peak_mib"] - cases["120"]["cuda_loaded_mib"])
+               / max(cases["16"]["cuda_peak_mib"] - cases["16"]["cuda_loaded_mib"], 1e-6))
     return {"cases": cases, "measure": key, "ratio_120_over_16": round(ratio, 3),
-            "render_increment_ratio": round(inc, 3), "goal": "ratio <= 2", "ok": ratio <= 2.0}
+            "render_increment_ratio": round(inc, 3), "goal": "render_increment_ratio <= 1.5 (own growth, 120 vs 16 frames)",
+            "ok": inc <= 1.5}
 
 
 # --------------------------------------------------------------------------- the hand loop

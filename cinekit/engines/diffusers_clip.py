@@ -54,11 +54,10 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from cinekit.engines import continuity
 from cinekit.engines import diffusers_common as common
 from cinekit.engines.base import ProgressFn, RenderResult
+from cinekit.engines.clip_memory import ChannelsLastCond, Uint8Control, decode_frames
 from cinekit.engines.frame_split import split_spatial_layers
 from cinekit.engines.freenoise import WindowPlan, resolve_plan
 from cinekit.errors import EngineError, UserError
@@ -178,7 +177,8 @@ class DiffusersClipEngine:
         from cinekit.acting.face_keypoints import draw_faces
 
         control = draw_faces(control, job)                                         # faces per frame
-        conditioning = [Image.fromarray(c) for c in control]
+        #    (txt2video: handed over as uint8 views, made float slice by slice, see clip_memory.Uint8Control)
+        conditioning = [Image.fromarray(c) for c in control] if job.refine is not None else list(control)
 
         # 5. regions per frame and identity settings
         regions = pose_region_masks(job.pose, W, H, [c.z for c in job.characters])   # (F, C, H, W)
@@ -231,7 +231,7 @@ class DiffusersClipEngine:
             call["controlnet_conditioning_scale"] = float(job.options["control_scale"])
         generator = torch.Generator("cpu").manual_seed(job.seed)
         call.update(num_frames=F, height=H, width=W, num_inference_steps=job.steps, guidance_scale=job.guidance,
-                    conditioning_frames=conditioning, generator=generator, output_type="np",
+                    conditioning_frames=conditioning, generator=generator, output_type="latent",
                     decode_chunk_size=decode_chunk, callback_on_step_end=on_step)
         if job.refine is not None:
             call.pop("num_frames")
@@ -251,13 +251,15 @@ class DiffusersClipEngine:
                 keys = condition_on_keys(stack, self, pipe, job, device)
             if words is not None:
                 stack.enter_context(words.attached(pipe.unet))
-            handle = pipe.controlnet.register_forward_pre_hook(_ChannelsLastCond(), with_kwargs=True)
+            if job.refine is None:
+                stack.enter_context(Uint8Control.on(pipe))
+            handle = pipe.controlnet.controlnet_cond_embedding.register_forward_pre_hook(ChannelsLastCond())
             stack.callback(handle.remove)
             stack.enter_context(_fixed_execution_device(pipe, device))
-            video = pipe(**call).frames
-
-        # 12. result: job.frames frames, played at job.fps by the writers
-        frames = (np.clip(np.asarray(video)[0], 0.0, 1.0) * 255.0).round().astype(np.uint8)
+            latents = pipe(**call).frames
+            # 12. result: job.frames frames, played at job.fps by the writers, decoded chunk by
+            #     chunk straight to uint8 (never the whole clip in float: see decode_frames)
+            frames = decode_frames(pipe, latents, decode_chunk)
         if frames.shape[0] != F:
             raise EngineError(f"the pipeline returned {frames.shape[0]} frames, expected {F}")
         if "latents" in final:
@@ -392,26 +394,6 @@ def _release_shared_text_encoder_lora(pipe, path: Path) -> None:
         from diffusers.utils.peft_utils import delete_adapter_layers
 
         delete_adapter_layers(te, name)
-
-
-class _ChannelsLastCond:
-    """ControlNet pre-hook: the pose frames in channels-last layout. The conditioning embedding's
-    full-resolution convolutions run about twice as fast so on CPU (oneDNN) as on the NCHW tensor
-    the pipeline prepares; the values are the same. The pipeline passes the same tensor at every
-    step, so it is converted once per render, not once per step."""
-
-    def __init__(self):
-        self._source = self._converted = None
-
-    def __call__(self, _module, args, kwargs):
-        import torch
-
-        cond = kwargs.get("controlnet_cond")
-        if torch.is_tensor(cond) and cond.ndim == 4:
-            if cond is not self._source:
-                self._source, self._converted = cond, cond.contiguous(memory_format=torch.channels_last)
-            kwargs["controlnet_cond"] = self._converted
-        return args, kwargs
 
 
 _FIXED_DEVICE_CLASSES: dict[type, type] = {}

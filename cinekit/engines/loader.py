@@ -9,12 +9,14 @@ from those shared components and cached by ``(model set, kind, controls)``, so N
 model are one load (``runtime.stats["pipeline_loads"]``).
 
 ``check_model_set`` (``cinekit.engines.model_check``) verifies paths, formats and family
-without loading any weight.
+without loading any weight. Split by responsibility: the device and dtype
+(``cinekit.engines.devices``), file identities (``cinekit.engines.fingerprint``), adapters
+loaded into the shared modules (``cinekit.engines.adapters``); this module loads the
+components and builds the pipelines.
 """
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import os
 import threading
@@ -22,12 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cinekit.engines import single_file
+from cinekit.engines import adapters, single_file
+from cinekit.engines.devices import pick_device, pick_dtype
+from cinekit.engines.fingerprint import file_fingerprint, folder_fingerprint
 from cinekit.engines.model_check import (
     HUB_ID,
     check_model_set,
     detect_family,
-    ip_adapter_paths,
     is_pickle,
     resolve_model_path,
 )
@@ -60,68 +63,6 @@ PIPELINES: dict[str, dict[str, str]] = {
         "animatediff": "AnimateDiffSDXLPipeline",
     },
 }
-
-
-# --------------------------------------------------------------------------- small helpers
-def file_fingerprint(path: Path, chunk: int = 1 << 20) -> str:
-    """sha256 of (size, first MiB, last MiB): a cheap identity for multi-GB weight files."""
-    path = Path(path)
-    h = hashlib.sha256()
-    size = path.stat().st_size
-    h.update(str(size).encode())
-    with path.open("rb") as f:
-        h.update(f.read(chunk))
-        if size > 2 * chunk:
-            f.seek(size - chunk)
-            h.update(f.read(chunk))
-        else:
-            h.update(f.read())
-    return h.hexdigest()
-
-
-def folder_fingerprint(folder: Path) -> str:
-    """Fingerprint of every config and weight file under a model folder."""
-    h = hashlib.sha256()
-    for p in sorted(Path(folder).rglob("*")):
-        if p.is_file() and p.suffix in {".json", ".txt", ".safetensors", ".bin", ".ckpt", ".pt", ".pth"}:
-            h.update(str(p.relative_to(folder)).encode())
-            h.update(file_fingerprint(p).encode())
-    return h.hexdigest()
-
-
-def pick_device(device: str = "auto") -> str:
-    import torch
-
-    if device != "auto":
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise UserError(f"--device {device}: CUDA is not available on this machine", hint="use --device cpu")
-        if device == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-            raise UserError("--device mps: MPS is not available on this machine", hint="use --device cpu")
-        return device
-    if torch.cuda.is_available():
-        return "cuda"
-    if hasattr(torch.backends, "mps") and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
-
-
-def pick_dtype(dtype: str, device: str):
-    """CUDA: bf16 where supported, else fp16; MPS: fp16; CPU: fp32. Explicit values are checked."""
-    import torch
-
-    names = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16,
-             "fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
-    if dtype != "auto":
-        if dtype not in names:
-            raise UserError(f"unknown dtype {dtype!r}", hint="auto, float32, float16 or bfloat16")
-        if device == "cpu" and names[dtype] == torch.float16:
-            raise UserError("float16 does not run on the CPU", hint="use --dtype float32 (or bfloat16)")
-        return names[dtype]
-    if device.startswith("cuda"):
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device == "mps":
-        return torch.float16
-    return torch.float32
 
 
 # --------------------------------------------------------------------------- loading
@@ -408,115 +349,19 @@ class ModelLoader:
         except Exception as e:  # noqa: BLE001
             raise ModelError(f"models.{name}: cannot read the tokenizer in {base / 'tokenizer'}: {e}") from e
 
-    # ---- adapters (state lives on the shared modules)
+    # ---- adapters (state lives on the shared modules; cinekit.engines.adapters)
     def ip_adapter(self, name: str, pipe) -> dict[str, Any]:
-        """Load the set's IP-Adapter into ``pipe.unet`` once; return its parts.
-
-        Returns ``{"image_encoder", "feature_extractor", "encoder_id", "processors"}``; the
-        processors are diffusers' IP-Adapter attention processors by name (cinekit wraps them).
-        """
-        import torch
-        from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
-
-        loaded = self.components(name)
-        unet = pipe.unet
-        with loaded.lock:
-            state = getattr(unet, "_cinekit_ip", None)
-            if state is not None:
-                return state
-            ms = loaded.modelset
-            if loaded.ip_state_dict is not None:
-                return self._install_ip(unet, loaded, loaded.ip_state_dict, "in-memory", "in-memory")
-            if ms.ip_adapter is None:
-                raise ModelError(f"models.{name}.ip_adapter is not configured",
-                                 hint="add `ip_adapter: {path: ..., subfolder: models, weight: ...}` or set the "
-                                      "characters' identity.ip_adapter to 0")
-            folder, weight, enc = ip_adapter_paths(ms, self.root)
-            if weight is None or not weight.is_file():
-                raise ModelError(f"models.{name}.ip_adapter: weight file {weight} not found")
-            if is_pickle(weight) and not self.allow_pickle:
-                raise ModelError(f"models.{name}.ip_adapter: {weight.name} is a pickle file; refused",
-                                 hint="convert it to .safetensors, or pass --allow-pickle")
-            if "image_encoder" not in loaded.components or loaded.components.get("image_encoder") is None:
-                if enc is None or not (enc / "config.json").is_file():
-                    raise ModelError(f"models.{name}.ip_adapter: image encoder folder {enc} not found")
-                encoder = CLIPVisionModelWithProjection.from_pretrained(enc, dtype=self.torch_dtype, local_files_only=True)
-                encoder.to(self.device)
-                size = encoder.config.image_size
-                loaded.components["image_encoder"] = encoder
-                loaded.components["feature_extractor"] = CLIPImageProcessor(size=size, crop_size=size)
-                loaded.files[str(enc)] = folder_fingerprint(enc)
-                loaded.files[str(weight)] = file_fingerprint(weight)
-            if weight.suffix == ".safetensors":
-                from safetensors.torch import load_file
-
-                flat = load_file(str(weight))
-            else:
-                flat = torch.load(str(weight), map_location="cpu", weights_only=False)  # allowed by --allow-pickle
-            sd: dict[str, dict[str, Any]] = {"image_proj": {}, "ip_adapter": {}}
-            if "image_proj" in flat and isinstance(flat["image_proj"], dict):
-                sd = flat
-            else:
-                for k, v in flat.items():
-                    head, _, rest = k.partition(".")
-                    if head in sd:
-                        sd[head][rest] = v
-            return self._install_ip(unet, loaded, sd, str(weight), loaded.files.get(str(enc)) or folder_fingerprint(enc))
-
-    def _install_ip(self, unet, loaded: LoadedSet, sd: dict[str, Any], weight: str, encoder_id: str) -> dict[str, Any]:
-        unet._load_ip_adapter_weights([sd], low_cpu_mem_usage=False)
-        unet.to(self.device)
-        procs = {n: p for n, p in unet.attn_processors.items() if type(p).__name__.startswith("IPAdapter")}
-        state = {
-            "image_encoder": loaded.components["image_encoder"],
-            "feature_extractor": loaded.components["feature_extractor"],
-            "encoder_id": encoder_id,
-            "weight": weight,
-            "processors": procs,
-            "hidden_states": type(unet.encoder_hid_proj.image_projection_layers[0]).__name__ != "ImageProjection",
-        }
-        unet._cinekit_ip = state
-        return state
+        """Load the set's IP-Adapter into ``pipe.unet`` once; return its parts
+        (``{"image_encoder", "feature_extractor", "encoder_id", "processors"}``)."""
+        return adapters.load_ip_adapter(self, name, pipe)
 
     def lora(self, pipe, path: Path) -> str:
         """Load a LoRA file into the pipeline's UNet/text encoder once; its adapter name."""
-        path = Path(path)
-        if is_pickle(path) and not self.allow_pickle:
-            raise ModelError(f"{path.name} is a pickle file ({path.suffix}); refused",
-                             hint="convert it to .safetensors, or pass --allow-pickle if you trust the file")
-        if not path.is_file():
-            raise ModelError(f"LoRA file {path} not found")
-        loaded_map = pipe.unet.__dict__.setdefault("_cinekit_loras", {})
-        key = str(path.resolve())
-        if key not in loaded_map:
-            adapter = "cinekit_" + hashlib.sha256(key.encode()).hexdigest()[:12]
-            try:
-                pipe.load_lora_weights(str(path.parent), weight_name=path.name, adapter_name=adapter,
-                                       local_files_only=True)
-            except Exception as e:  # noqa: BLE001
-                raise ModelError(f"LoRA {path.name} cannot be loaded: {type(e).__name__}: {e}") from e
-            loaded_map[key] = adapter
-        return loaded_map[key]
+        return adapters.load_lora(self, pipe, path)
 
     def textual_inversion(self, pipe, path: Path, token: str) -> None:
         """Load a textual-inversion embedding for ``token`` once per tokenizer."""
-        path = Path(path)
-        if is_pickle(path) and not self.allow_pickle:
-            raise ModelError(f"{path.name} is a pickle file ({path.suffix}); refused",
-                             hint="convert it to .safetensors, or pass --allow-pickle if you trust the file")
-        done = pipe.tokenizer.__dict__.setdefault("_cinekit_embeddings", {})
-        if token in done:
-            if done[token] != str(path.resolve()):
-                raise ModelError(f"token {token!r} is bound to {done[token]} and to {path}",
-                                 hint="give each embedding its own token")
-            return
-        if hasattr(pipe, "text_encoder_2"):
-            raise ModelError("textual-inversion embeddings are supported on sd15 model sets only")
-        try:
-            pipe.load_textual_inversion(str(path), token=token, local_files_only=True)
-        except Exception as e:  # noqa: BLE001
-            raise ModelError(f"embedding {path.name} cannot be loaded: {type(e).__name__}: {e}") from e
-        done[token] = str(path.resolve())
+        adapters.load_textual_inversion(self, pipe, path, token)
 
     def identity(self, name: str) -> dict[str, Any]:
         """What identifies the loaded model set in output metadata."""

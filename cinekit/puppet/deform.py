@@ -22,6 +22,8 @@ from cinekit.pose.skeleton import BONES, INDEX
 from cinekit.puppet.bind import LIMB_BONES, PARTS, Binding
 
 _BODY_BONES = tuple(b for b in BONES if b[1] <= 13 and b != (1, 0))
+_BONE_A = np.array([a for a, _ in _BODY_BONES])
+_BONE_B = np.array([b for _, b in _BODY_BONES])
 
 
 def _angle(v: np.ndarray) -> float:
@@ -48,14 +50,18 @@ def _ok(*pts: np.ndarray) -> bool:
 
 
 def frame_scale(rig: np.ndarray, target: np.ndarray) -> float | None:
-    """Median target/rig length over the body bones present in both; None if none is."""
-    ratios = []
-    for a, b in _BODY_BONES:
-        if _ok(rig[a], rig[b], target[a], target[b]):
-            lr = np.hypot(*(rig[b] - rig[a]))
-            if lr > 1.0:
-                ratios.append(np.hypot(*(target[b] - target[a])) / lr)
-    return float(np.median(ratios)) if ratios else None
+    """Median target/rig length over the body bones present in both; None if none is.
+
+    Vectorised over the bones (it runs per character per frame): the same ratios, in the
+    same order, as a loop over ``_BODY_BONES``."""
+    ra, rb, ta, tb = rig[_BONE_A], rig[_BONE_B], target[_BONE_A], target[_BONE_B]
+    ok = np.isfinite(ra).all(axis=1) & np.isfinite(rb).all(axis=1) & np.isfinite(ta).all(axis=1) & np.isfinite(tb).all(axis=1)
+    lr = np.hypot(rb[:, 0] - ra[:, 0], rb[:, 1] - ra[:, 1])
+    ok[ok] = lr[ok] > 1.0
+    if not ok.any():
+        return None
+    lt = np.hypot(tb[ok, 0] - ta[ok, 0], tb[ok, 1] - ta[ok, 1])
+    return float(np.median(lt / lr[ok]))
 
 
 def limb_turn(rig: np.ndarray, target: np.ndarray, a: int, b: int, parent_turn: float) -> float:

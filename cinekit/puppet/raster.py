@@ -26,11 +26,13 @@ def inverse_maps(dst: np.ndarray, src: np.ndarray, width: int, height: int):
     """Sample positions for the output pixels covered by triangles ``dst`` ``(T, 3, 2)``,
     whose texture positions are ``src`` ``(T, 3, 2)`` (pixel centres on integers).
 
-    Coverage is ``cv2.fillPoly`` of each triangle's index into an id image over their joint
-    bounding box (clipped to the frame); each covered pixel then takes its triangle's inverse
-    affine map (solved once per triangle). Returns ``(x0, y0, map_x, map_y)`` with the maps
-    ``(h, w)`` float32 (-8 where no triangle covers: transparent in ``cv2.remap``), or None
-    when nothing is on the frame.
+    Coverage is ``cv2.fillConvexPoly`` of each triangle's number into an id image over their
+    joint bounding box (clipped to the frame); each triangle's inverse affine map is solved
+    once, and the maps are then computed densely over the box: ``cv2.LUT`` turns the ids into
+    the per-pixel coefficients (no ``nonzero``/scatter, which cost more than the arithmetic),
+    with the uncovered id 0 mapping to ``0 x + 0 y - 8``. Returns ``(x0, y0, map_x, map_y)``
+    with the maps ``(h, w)`` float32 (-8 where no triangle covers: transparent in
+    ``cv2.remap``), or None when nothing is on the frame.
     """
     lo = np.floor(dst.reshape(-1, 2).min(axis=0)).astype(int)
     hi = np.ceil(dst.reshape(-1, 2).max(axis=0)).astype(int)
@@ -38,42 +40,67 @@ def inverse_maps(dst: np.ndarray, src: np.ndarray, width: int, height: int):
     x1, y1 = min(width - 1, int(hi[0])), min(height - 1, int(hi[1]))
     if x1 < x0 or y1 < y0:
         return None
-    d = np.concatenate([dst, np.ones((*dst.shape[:2], 1))], axis=2)   # (T, 3, 3) rows: x, y, 1
-    det = np.linalg.det(d)
-    ok = np.abs(det) > 1e-9
-    if not ok.any():
+    # Each triangle's inverse affine in closed form (Cramer's rule on the edge vectors: a
+    # batched 3x3 inverse costs more than the rest of the band at these sizes).
+    e1, e2 = dst[:, 1] - dst[:, 0], dst[:, 2] - dst[:, 0]                 # (T, 2)
+    det = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
+    live = np.nonzero(np.abs(det) > 1e-9)[0]
+    n = len(live)
+    if n == 0:
         return None
-    # src^T = M d^T  ->  M = src^T (d^T)^-1, per triangle: (T, 2, 3)
-    m = np.zeros((len(dst), 2, 3))
-    m[ok] = np.einsum("tki,tij->tkj", src[ok].transpose(0, 2, 1), np.linalg.inv(d[ok].transpose(0, 2, 1)))
-    ids = np.full((y1 - y0 + 1, x1 - x0 + 1), -1, np.int32)
-    pts = np.round((dst - (x0, y0)) * 16).astype(np.int32)
-    for t in np.nonzero(ok)[0]:
-        cv2.fillConvexPoly(ids, pts[t], int(t), lineType=cv2.LINE_8, shift=4)
-    inside = ids >= 0
-    yy, xx = np.nonzero(inside)
-    t = ids[yy, xx]
-    coef = m.reshape(-1, 6).astype(np.float32)[t]                       # (P, 6)
-    fx = (xx + x0).astype(np.float32)
-    fy = (yy + y0).astype(np.float32)
-    map_x = np.full(ids.shape, -8.0, np.float32)
-    map_y = np.full(ids.shape, -8.0, np.float32)
-    map_x[yy, xx] = coef[:, 0] * fx + coef[:, 1] * fy + coef[:, 2]
-    map_y[yy, xx] = coef[:, 3] * fx + coef[:, 4] * fy + coef[:, 5]
-    return x0, y0, map_x, map_y
+    e1, e2, inv_det = e1[live], e2[live], 1.0 / det[live]
+    f1, f2 = src[live, 1] - src[live, 0], src[live, 2] - src[live, 0]      # (n, 2)
+    # [e1 e2]^-1 = [[e2y, -e2x], [-e1y, e1x]] / det;  lin = [f1 f2] [e1 e2]^-1
+    ia, ib = e2[:, 1] * inv_det, -e2[:, 0] * inv_det
+    ic, id_ = -e1[:, 1] * inv_det, e1[:, 0] * inv_det
+    lin = np.empty((n, 2, 2))
+    lin[:, :, 0] = f1 * ia[:, None] + f2 * ic[:, None]
+    lin[:, :, 1] = f1 * ib[:, None] + f2 * id_[:, None]
+    p0 = dst[live, 0]
+    # Row k + 1 of the table is live[k]'s (a, b, e) for x then y: map = a x + b y + e.
+    small = n < 255                                    # ids fit uint8: cv2.LUT does the lookup
+    table = np.zeros((256 if small else n + 1, 6), np.float32)
+    table[0, 2] = table[0, 5] = -8.0
+    coef = table[1 : n + 1].reshape(n, 2, 3)
+    coef[:, :, :2] = lin
+    coef[:, :, 2] = src[live, 0] - np.einsum("tij,tj->ti", lin, p0)
+    ids = np.zeros((y1 - y0 + 1, x1 - x0 + 1), np.uint8 if small else np.int32)
+    fill = cv2.fillConvexPoly
+    for k, p in enumerate(np.round((dst[live] - (x0, y0)) * 16).astype(np.int32), 1):
+        fill(ids, p, k, cv2.LINE_8, 4)                 # later triangles win shared edges
+    fx = np.arange(x0, x1 + 1, dtype=np.float32)[None, :]
+    fy = np.arange(y0, y1 + 1, dtype=np.float32)[:, None]
+    maps = []
+    for c in (0, 3):                                   # map = a x + b y + e, float32 as before
+        a, b, e = ((cv2.LUT(ids, table[:, c + i]) if small else table[:, c + i][ids]) for i in range(3))
+        a *= fx
+        b *= fy
+        a += b
+        a += e
+        maps.append(a)
+    return x0, y0, maps[0], maps[1]
 
 
 def _over(canvas: np.ndarray, alpha: np.ndarray | None, patch: np.ndarray, x0: int, y0: int,
           coverage: np.ndarray | None) -> None:
     """Composite premultiplied ``patch`` (h, w, 4) uint8 over ``canvas`` (H, W, 3) uint8 at
     ``(x0, y0)`` (Porter-Duff "over": ``src + dst (255 - a) / 255``, OpenCV's saturating
-    uint8 arithmetic); ``alpha`` (H, W) bool gets its pixels more than half opaque, and
-    ``coverage`` (H, W) uint8 the union (max) of its alpha."""
-    h, w = patch.shape[:2]
+    uint8 arithmetic, in place); ``alpha`` (H, W) bool gets its pixels more than half opaque,
+    and ``coverage`` (H, W) uint8 the union (max) of its alpha.
+
+    Only the bounding box of the patch's non-zero alpha is touched: a transparent texel of a
+    premultiplied patch is (0, 0, 0, 0) and leaves the canvas exactly as it was (a rotated
+    limb's box is mostly empty)."""
+    a = cv2.extractChannel(patch, 3)
+    bx, by, w, h = cv2.boundingRect(a)
+    if w == 0 or h == 0:
+        return
+    a = a[by : by + h, bx : bx + w]
+    patch = patch[by : by + h, bx : bx + w]
+    x0, y0 = x0 + bx, y0 + by
     roi = canvas[y0 : y0 + h, x0 : x0 + w]
-    a = patch[..., 3]
-    inv = cv2.merge([255 - a] * 3)
-    roi[...] = cv2.add(cv2.multiply(roi, inv, scale=1.0 / 255.0), cv2.cvtColor(patch, cv2.COLOR_RGBA2RGB))
+    cv2.multiply(roi, cv2.cvtColor(cv2.bitwise_not(a), cv2.COLOR_GRAY2RGB), dst=roi, scale=1.0 / 255.0)
+    cv2.add(roi, cv2.cvtColor(patch, cv2.COLOR_RGBA2RGB), dst=roi)
     if alpha is not None:
         aroi = alpha[y0 : y0 + h, x0 : x0 + w]
         aroi |= a > 127
