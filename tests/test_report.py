@@ -217,6 +217,9 @@ class DevTools:
 
     def call(self, method: str, **params):
         self.next_id += 1
+        # A call that waits in the page (``timeout`` ms, e.g. clips played to their end) may
+        # take that long to answer on a loaded machine: the socket waits a little longer.
+        self.ws.settimeout(max(30.0, params.get("timeout", 0) / 1000 + 30))
         self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
         while True:
             msg = json.loads(self.ws.recv())
