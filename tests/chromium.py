@@ -15,7 +15,45 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.test_report import DevTools, _chromium
+
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+class DevTools:
+    """A minimal Chrome DevTools Protocol client (one page, request/response over websocket-client)."""
+
+    def __init__(self, ws_url: str):
+        import websocket
+
+        self.ws = websocket.create_connection(ws_url, timeout=30, suppress_origin=True)
+        self.next_id = 0
+
+    def call(self, method: str, **params):
+        self.next_id += 1
+        # A call that waits in the page (``timeout`` ms, e.g. clips played to their end) may
+        # take that long to answer on a loaded machine: the socket waits a little longer.
+        self.ws.settimeout(max(30.0, params.get("timeout", 0) / 1000 + 30))
+        self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
+        while True:
+            msg = json.loads(self.ws.recv())
+            if msg.get("id") == self.next_id:
+                if "error" in msg:
+                    raise RuntimeError(f"{method}: {msg['error']}")
+                return msg["result"]
+
+    def wait_event(self, name: str, timeout: float = 30):
+        end = time.time() + timeout
+        while time.time() < end:
+            msg = json.loads(self.ws.recv())
+            if msg.get("method") == name:
+                return msg
+        raise TimeoutError(name)
+
 
 available = _chromium
 
@@ -45,14 +83,14 @@ class Page:
 
 
 @contextmanager
-def open_page(page: Path, width: int = 1280):
+def open_page(page: Path, width: int = 1280, height: int = 1000):
     """Headless Chromium with ``page`` loaded (autoplay allowed); yields a ``Page``."""
     profile = Path(tempfile.mkdtemp(prefix="cinekit-chromium-"))
     proc = subprocess.Popen([_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                              "--disable-background-networking", "--disable-component-update", "--disable-sync",
                              "--mute-audio", "--autoplay-policy=no-user-gesture-required",
                              f"--user-data-dir={profile}", "--remote-debugging-port=0", "--remote-allow-origins=*",
-                             f"--window-size={width},1000", "about:blank"],
+                             f"--window-size={width},{height}", "about:blank"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         port_file = profile / "DevToolsActivePort"

@@ -5,10 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +17,8 @@ from cinekit.cli import app
 from cinekit.errors import UserError
 from cinekit.score import check_gates, read_masks, score_output, write_masks
 from cinekit.score.regions import character_region, masks_path, subsample
+from tests import chromium
+from tests.chromium import _chromium
 from tests.project_factory import make_project
 
 runner = CliRunner()
@@ -198,45 +197,6 @@ def test_report_page_and_contact_sheet(rendered, monkeypatch):
     assert (os.stat(page).st_mode & 0o777) == 0o644
 
 
-def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
-
-
-class DevTools:
-    """A minimal Chrome DevTools Protocol client (one page, request/response over websocket-client)."""
-
-    def __init__(self, ws_url: str):
-        import websocket
-
-        self.ws = websocket.create_connection(ws_url, timeout=30, suppress_origin=True)
-        self.next_id = 0
-
-    def call(self, method: str, **params):
-        self.next_id += 1
-        # A call that waits in the page (``timeout`` ms, e.g. clips played to their end) may
-        # take that long to answer on a loaded machine: the socket waits a little longer.
-        self.ws.settimeout(max(30.0, params.get("timeout", 0) / 1000 + 30))
-        self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
-        while True:
-            msg = json.loads(self.ws.recv())
-            if msg.get("id") == self.next_id:
-                if "error" in msg:
-                    raise RuntimeError(f"{method}: {msg['error']}")
-                return msg["result"]
-
-    def wait_event(self, name: str, timeout: float = 30):
-        end = time.time() + timeout
-        while time.time() < end:
-            msg = json.loads(self.ws.recv())
-            if msg.get("method") == name:
-                return msg
-        raise TimeoutError(name)
-
-
 PROBE = """new Promise(resolve => {
   const t0 = Date.now();
   const check = () => {
@@ -256,29 +216,10 @@ PROBE = """new Promise(resolve => {
 
 def load_in_chromium(page: Path, screenshot: Path | None = None, width: int = 1280) -> dict:
     """Open ``page`` in headless Chromium, wait for media, return the probe; optionally a full-page PNG."""
-    import tempfile
+    import base64
 
-    browser = _chromium()
-    profile = Path(tempfile.mkdtemp(prefix="cinekit-chromium-"))
-    proc = subprocess.Popen([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                             "--mute-audio", "--autoplay-policy=no-user-gesture-required",
-                             f"--user-data-dir={profile}", "--remote-debugging-port=0", "--remote-allow-origins=*",
-                             f"--window-size={width},900", "about:blank"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        port_file = profile / "DevToolsActivePort"
-        end = time.time() + 30
-        while not (port_file.exists() and len(port_file.read_text().splitlines()) >= 2):
-            assert time.time() < end and proc.poll() is None, "chromium did not start"
-            time.sleep(0.1)
-        port = int(port_file.read_text().splitlines()[0])
-        targets = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10).read())
-        ws = next(t["webSocketDebuggerUrl"] for t in targets if t.get("type") == "page")
-        dt = DevTools(ws)
-        dt.call("Page.enable")
-        dt.call("Page.navigate", url=page.resolve().as_uri())
-        dt.wait_event("Page.loadEventFired")
+    with chromium.open_page(page, width=width, height=900) as opened:
+        dt = opened.dt
         out = dt.call("Runtime.evaluate", expression=PROBE, awaitPromise=True, returnByValue=True)
         probe = json.loads(out["result"]["value"])
         if screenshot is not None:
@@ -287,18 +228,8 @@ def load_in_chromium(page: Path, screenshot: Path | None = None, width: int = 12
             dt.call("Runtime.evaluate", expression="document.querySelectorAll('video').forEach(v => {v.pause(); v.currentTime = v.duration / 2})")
             time.sleep(0.5)
             shot = dt.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
-            import base64
-
             screenshot.write_bytes(base64.b64decode(shot["data"]))
-        dt.ws.close()
         return probe
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 @pytest.mark.skipif(_chromium() is None, reason="chromium not installed (apt-get install chromium)")

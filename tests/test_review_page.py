@@ -176,7 +176,7 @@ def test_review_page_in_headless_chromium(dailies):
             v.addEventListener('ended', () => ok({src: v.getAttribute('src'), d: v.duration, t: v.currentTime,
                 wall: (performance.now() - t0) / 1000, frames: +v.dataset.frames, fps: +v.dataset.fps}), {once: true});
             v.play().catch(e => ok({src: v.getAttribute('src'), err: String(e)}));
-        })))""", timeout_ms=180000)
+        })))""", timeout_ms=60000)
         assert sorted(c["src"] for c in clips) == ["ep/puppet/s020.mp4", "ep/s020.mp4"]
         for c in clips:
             assert "err" not in c, c

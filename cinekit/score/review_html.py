@@ -56,7 +56,10 @@ document.querySelectorAll('.ab').forEach(ab => {
   range.addEventListener('input', set); set();
   const a = ab.querySelector('.a-side video'), b = ab.querySelector('.b-side video');
   if (a && b) {
-    const sync = () => { if (Math.abs(b.currentTime - a.currentTime) > 0.05) b.currentTime = a.currentTime;
+    // Once A has ended, B plays its last frames out to its own end (pausing it with A would
+    // stop it a frame short, a few ms behind A's clock).
+    const sync = () => { if (a.ended) return;
+                         if (Math.abs(b.currentTime - a.currentTime) > 0.05) b.currentTime = a.currentTime;
                          if (a.paused !== b.paused) (a.paused ? b.pause() : b.play().catch(() => {})); };
     ['play', 'pause', 'seeked', 'timeupdate'].forEach(ev => a.addEventListener(ev, sync));
   }
