@@ -30,7 +30,7 @@ CLIP = shared_data_dir() / "footage" / "talkinghead-1.mp4"
 FPS, SECONDS = 12, 3.0
 N = int(FPS * SECONDS)
 
-pytestmark = [
+needs_capture = [
     pytest.mark.skipif(not mediapipe_graphs.available(),
                        reason="mediapipe is not installed (the capture extra, docs/capture.md)"),
     pytest.mark.skipif(not CLIP.is_file(), reason=f"test data {CLIP} not found"),
@@ -119,6 +119,8 @@ def changes(job, frames, rest) -> tuple[np.ndarray, np.ndarray]:
     return mouth, eyes
 
 
+@needs_capture[0]
+@needs_capture[1]
 def test_the_planner_takes_the_captured_performance(rendered):
     take, _, _, captured = rendered
     face = take.acting[0].face
@@ -127,6 +129,8 @@ def test_the_planner_takes_the_captured_performance(rendered):
     np.testing.assert_allclose(face.eyes_closed, captured.eyes_closed, atol=1e-9)
 
 
+@needs_capture[0]
+@needs_capture[1]
 def test_the_rendered_mouth_follows_the_captured_mouth(rendered):
     """The mouth box changes with the captured opening (measured r = 0.98 over the 36 frames; the
     puppet draws the opening in steps of 1/8, which caps r below 1) and not at all on frames whose
@@ -145,6 +149,8 @@ def test_the_rendered_mouth_follows_the_captured_mouth(rendered):
     assert closed.sum() >= 5 and mouth[closed].max() < 1.0
 
 
+@needs_capture[0]
+@needs_capture[1]
 def test_blinks_land_where_the_eyes_close(rendered):
     """The eye box shuts on the frames where the captured eyes close: the clip's first blink
     (source frames 42-44, marked by eye) is output frames 20-21 at 12 fps; those are the two
@@ -166,3 +172,27 @@ def test_blinks_land_where_the_eyes_close(rendered):
     assert open_.sum() > N // 3 and eyes[open_].max() < 1.0
     assert (captured.mouth_open[open_] > 0.2).any()         # some of those frames talk
     assert r > 0.9
+
+
+@pytest.mark.parametrize("installed", [False, True])
+def test_check_says_when_mediapipe_is_missing(tmp_path, monkeypatch, installed):
+    """``cinekit check`` names the missing capture extra at the ``performance:`` field (the render
+    would otherwise fail only when it plans the shot)."""
+
+    from typer.testing import CliRunner
+
+    from cinekit.cli import app
+
+    root = make_project(tmp_path / "p", SHOTS, characters=("ann",))
+    face_art(root)
+    (root / "footage").mkdir()
+    (root / "footage" / CLIP.name).write_bytes(b"not read by check")
+    monkeypatch.setattr(mediapipe_graphs, "available", lambda: installed)
+    monkeypatch.chdir(root)
+    result = CliRunner().invoke(app, ["check"])
+    said = "shots/ep.yaml:9:43: shots[0].characters[0].performance: a face performance from footage needs mediapipe"
+    if installed:
+        assert result.exit_code == 0 and "mediapipe" not in result.output, result.output
+    else:
+        assert result.exit_code == 1 and said in result.output and "pip install --no-deps" in result.output, \
+            result.output
