@@ -155,7 +155,7 @@ def test_blinks_land_where_the_eyes_close(rendered):
     """The eye box shuts on the frames where the captured eyes close: the clip's first blink
     (source frames 42-44, marked by eye) is output frames 20-21 at 12 fps; those are the two
     frames with the largest change (measured 81 and 93 levels against <= 23 elsewhere: the
-    performer's eyes read 0.3 closed in the first 0.5 s), and frames whose captured eyes are open
+    performer's eyes read 0.3 closed in the first 0.5 s, 0.2 on frame 22 as the blink ends), and frames whose captured eyes are open
     (below 1/16) do not change at all, talking frames included (r = 0.99 with eyes_closed)."""
     take, frames, rest, captured = rendered
     _, eyes = changes(take, frames, rest)
