@@ -84,7 +84,16 @@ def check_shot_acting(check, doc, at: tuple, shot, list_path: Path) -> None:
                             check.suggest(name, known) or f"its expressions: {', '.join(sorted(known))} "
                                                           f"(add art under `expressions:` in its character file)")
         if ch.performance:
-            check.file(doc, at + ("characters", j, "performance"), ch.performance, list_path, kinds=VIDEO_KINDS)
+            found = check.file(doc, at + ("characters", j, "performance"), ch.performance, list_path,
+                               kinds=VIDEO_KINDS)
+            # the render reads the footage with mediapipe: say so now, not halfway through a batch
+            # (one error per field: a missing file is reported as that alone)
+            from cinekit.capture.mediapipe_graphs import INSTALL_HINT, available
+
+            if found is not None and not available():
+                check.error(doc, at + ("characters", j, "performance"),
+                            "a face performance from footage needs mediapipe (the capture extra)",
+                            INSTALL_HINT + "; or drop `performance:`")
     if not isinstance(shot.dialogue, str):
         for k, line in enumerate(shot.dialogue):
             if line.character not in in_shot:
