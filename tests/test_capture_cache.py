@@ -73,11 +73,13 @@ def project(tmp_path, monkeypatch):
                         or real(graph, *a, **kw))
 
     def plan(cache: bool = True):
-        project = load_project(root)
-        jobs = {p.job.shot_id: p.job for p in Planner(project, files=FileDigests(),
-                                                      cache_dir=root / ".cinekit-cache" if cache else None).plan()}
+        planner = Planner(load_project(root), files=FileDigests(), cache_dir=root / ".cinekit-cache" if cache else None)
+        jobs = {p.job.shot_id: p.job for p in planner.plan()}
         face = jobs["face"].acting[0].face
-        return face.mouth_open, face.eyes_closed, jobs["body"].pose
+        # the body: the detected track the shot's pose is made from (this head-and-shoulders
+        # clip gives a head but no neck, so the shot's body-space pose itself is all NaN)
+        [track] = [m.poses for key, m in planner._motions.items() if key[0] == "detect"]
+        return face.mouth_open, face.eyes_closed, track, jobs["body"].pose
 
     return root, plan, calls
 
@@ -91,6 +93,7 @@ def test_a_second_plan_reads_the_capture_from_the_cache_bit_identical(project):
     first = plan()
     assert sorted(calls) == ["body", "face"]                 # captured once each
     assert np.isfinite(first[0]).all() and first[0].max() > 0.1   # a real face moved the mouth
+    assert np.isfinite(first[2]).any()                       # and the body track found the person
     assert list((root / ".cinekit-cache" / "capture").glob("*.npz"))
     again = plan()
     assert sorted(calls) == ["body", "face"]                 # the second plan: no MediaPipe call
