@@ -46,9 +46,12 @@ def _expression_keys(pose) -> list[tuple[float, str, str]]:
     return [(k.at, k.expression, k.ease) for k in keys if k.expression is not None]
 
 
-def _performance(path: Path, fps: float, frames: int) -> FacePerformance:
+def _performance(path: Path, fps: float, frames: int, *, files=None, cache_dir=None) -> FacePerformance:
+    """The face captured from footage, from the capture cache when ``files`` and ``cache_dir``
+    are given (cinekit.capture.cache: a re-render does not run MediaPipe again)."""
     try:
         # lazy: the capture extra (mediapipe)
+        from cinekit.capture.cache import cached_arrays
         from cinekit.capture.face import read_face_performance
     except ImportError as exc:
         from cinekit.errors import UserError
@@ -56,20 +59,32 @@ def _performance(path: Path, fps: float, frames: int) -> FacePerformance:
         raise UserError(f"{path}: reading a face performance from footage needs cinekit's face capture "
                         f"({exc})", hint="install the capture extra, or drop `performance:`") from None
 
-    return read_face_performance(path, fps, frames).resampled(fps, frames)
+    def capture() -> dict:
+        perf = read_face_performance(path, fps, frames)
+        return {"fps": np.float64(perf.fps), "mouth_open": perf.mouth_open, "eyes_closed": perf.eyes_closed}
+
+    got = cached_arrays(path, "face", {"fps": float(fps), "n_frames": int(frames)},
+                        ("fps", "mouth_open", "eyes_closed"), capture, files=files, cache_dir=cache_dir,
+                        check=lambda a: a["fps"].shape == () and a["mouth_open"].shape == a["eyes_closed"].shape
+                        == (frames,))
+    perf = FacePerformance(float(got["fps"]), got["mouth_open"], got["eyes_closed"])
+    return perf.resampled(fps, frames)
 
 
 def plan_acting(shot, list_path: Path, frames: int, fps: float, seed: int,
-                audio_mouth=None, performance=None) -> tuple[CharacterActing | None, ...]:
+                audio_mouth=None, performance=None, *, files=None, cache_dir=None) -> tuple[CharacterActing | None, ...]:
     """One ``CharacterActing`` per shot character (None where the face stays at rest).
 
     ``audio_mouth(path, fps, frames)`` and ``performance(path, fps, frames)`` read the files
-    (injected by tests; default ``audio.mouth_from_audio`` and the face capture)."""
+    (injected by tests; default ``audio.mouth_from_audio`` and the face capture, cached by
+    content in ``cache_dir`` when ``files`` (``FileDigests``) and ``cache_dir`` are given)."""
     from cinekit.pose.keyframes import sample_times
 
     if audio_mouth is None:
         from cinekit.acting.audio import mouth_from_audio as audio_mouth
-    performance = performance or _performance
+    if performance is None:
+        def performance(path, fps, frames):
+            return _performance(path, fps, frames, files=files, cache_dir=cache_dir)
     times = sample_times(frames, fps)
     lines = shot_lines(shot)
     loud = None

@@ -265,7 +265,10 @@ class Planner:
                 detector = choose_detector(annot, pose.person)   # mediapipe when installed
                 if detector == "mediapipe":
                     from cinekit.capture.body import NAME
-                    options = {"person": 0, "detector": NAME}
+                    from cinekit.capture.cache import detector_id
+
+                    # the wheel's model files too: the same version string with other models differs
+                    options = {"person": 0, "detector": NAME, "models": detector_id("body")}
                 else:
                     weights = self.files.digest(body_weights_path(annot)) if self.files is not None else None
                     options = {"person": pose.person, "weights": weights}
@@ -407,7 +410,8 @@ class Planner:
             options["continue_from"] = shot.continue_from
         from cinekit.acting.plan import plan_acting
 
-        acting = plan_acting(shot, list_path, frames, fps, int(pick("seed")))
+        acting = plan_acting(shot, list_path, frames, fps, int(pick("seed")), files=self.files,
+                             cache_dir=self.cache_dir)   # footage captures cached by content
         job = Job(
             shot_id=shot.id, shotlist=self._rel(list_path), kind=shot.kind, engine=engine,
             width=int(width), height=int(height), fps=fps, frames=frames,
