@@ -372,12 +372,30 @@ def chunk_feed_forward(unet, frames: int | None, tokens: int = 4096, rebuilt: bo
 
             def forward(hidden_states, *args, _ff=ff, _inner=inner, **kwargs):
                 size = _ff._cinekit_chunk
+                if size and getattr(_ff, "_cinekit_window", None) and hidden_states.ndim == 3:
+                    size = motion_ff_rows(hidden_states.shape, size, _ff._cinekit_window)
                 if not size or hidden_states.shape[0] <= size:
                     return _inner(hidden_states, *args, **kwargs)
                 return torch.cat([_inner(part, *args, **kwargs) for part in hidden_states.split(size, 0)])
 
             ff.forward = forward
         ff._cinekit_chunk = size
+        ff._cinekit_window = frames if "motion_modules" in name else None
+
+
+def motion_ff_rows(shape, rows: int, window: int) -> int:
+    """Rows per slice of a motion block's feed-forward input ``(batch x pixels, frames, C)``.
+
+    With FreeNoise the windows are fused *before* the feed-forward, which then runs on every
+    frame of the clip at once: its GEGLU activations (``8 x C`` floats per token) were the
+    largest part of a long clip's own growth (about 0.26 MB per frame on the tiny models at
+    128x128, 40 % of the UNet's). Slicing the rows so that a slice never holds more tokens
+    than ``rows`` rows of one ``window`` keeps that peak the same as a one-window clip's; the
+    feed-forward is per token, so the values are the same."""
+    batch, seq = int(shape[0]), int(shape[1])
+    if seq <= window:             # one window (or FreeNoise off): rows as before
+        return rows
+    return max(1, min(batch, rows) * window // seq)
 
 
 def _release_shared_text_encoder_lora(pipe, path: Path) -> None:
