@@ -42,7 +42,8 @@ Refine (``refine: 0..1``): AnimateDiffVideoToVideoControlNetPipeline over the pu
 clip, strength = ``refine``, the pose ControlNet kept.
 
 Memory: VAE decode in chunks of ``decode_chunk_size`` frames, feed-forward chunking of the
-UNet's transformer blocks, ``--low-vram`` = model CPU offload on CUDA (done by the loader).
+UNet's transformer blocks (the motion blocks' to one window's tokens: FreeNoise runs it on the
+whole fused clip), ``--low-vram`` = model CPU offload on CUDA (done by the loader).
 SDXL model sets cannot render clips: diffusers 0.42 has no AnimateDiff SDXL pipeline with
 ControlNet (and FreeNoise is not implemented for SDXL), so ``check_inputs`` refuses them.
 """
@@ -350,7 +351,8 @@ def chunk_feed_forward(unet, frames: int | None, tokens: int = 4096, rebuilt: bo
     """Run every transformer block's feed-forward on slices of the batch (memory, same math).
 
     Spatial blocks see ``(batch x frames, tokens, C)``: slices of ``frames`` rows (frames); motion
-    blocks see ``(batch x pixels, frames, C)``: slices of ``tokens`` rows. ``None`` turns it off.
+    blocks see ``(batch x pixels, frames, C)``: slices of ``tokens`` rows, fewer when FreeNoise hands
+    them the whole fused clip (``motion_ff_rows``: one window's tokens at most). ``None`` turns it off.
     diffusers' ``enable_forward_chunking`` needs sizes that divide the batch and would also chunk
     the one-frame reference pass; this wraps ``ff.forward`` per instance (module names unchanged,
     so LoRA and IP-Adapter loading are unaffected). ``rebuilt``: whether FreeNoise is engaged
