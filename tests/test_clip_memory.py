@@ -111,7 +111,7 @@ def test_motion_feed_forward_never_sees_more_tokens_than_one_window(engine):
     block receives at most one window's tokens (rows x frames <= batch rows x 16), the clip's
     frames do reach it (sliced by rows, not by frames), and the frames are the bytes of the same
     render with forward chunking off."""
-    from cinekit.engines.diffusers_clip import motion_ff_rows
+    from cinekit.engines.clip_memory import motion_ff_rows
 
     assert motion_ff_rows((512, 120, 8), 4096, 16) == 68          # 512 x 16 // 120
     assert motion_ff_rows((512, 16, 8), 4096, 16) == 4096          # one window: rows as before

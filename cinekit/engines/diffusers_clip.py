@@ -58,7 +58,12 @@ from typing import Any
 from cinekit.engines import continuity
 from cinekit.engines import diffusers_common as common
 from cinekit.engines.base import ProgressFn, RenderResult
-from cinekit.engines.clip_memory import ChannelsLastCond, Uint8Control, decode_frames
+from cinekit.engines.clip_memory import (
+    ChannelsLastCond,
+    Uint8Control,
+    chunk_feed_forward,
+    decode_frames,
+)
 from cinekit.engines.frame_split import split_spatial_layers
 from cinekit.engines.freenoise import WindowPlan, resolve_plan
 from cinekit.errors import EngineError, UserError
@@ -345,59 +350,6 @@ def pristine_copy(unet):
     clean.load_state_dict(state, strict=True)
     param = next(unet.parameters())
     return clean.to(device=param.device, dtype=param.dtype)
-
-
-def chunk_feed_forward(unet, frames: int | None, tokens: int = 4096, rebuilt: bool = False) -> None:
-    """Run every transformer block's feed-forward on slices of the batch (memory, same math).
-
-    Spatial blocks see ``(batch x frames, tokens, C)``: slices of ``frames`` rows (frames); motion
-    blocks see ``(batch x pixels, frames, C)``: slices of ``tokens`` rows, fewer when FreeNoise hands
-    them the whole fused clip (``motion_ff_rows``: one window's tokens at most). ``None`` turns it off.
-    diffusers' ``enable_forward_chunking`` needs sizes that divide the batch and would also chunk
-    the one-frame reference pass; this wraps ``ff.forward`` per instance (module names unchanged,
-    so LoRA and IP-Adapter loading are unaffected). ``rebuilt``: whether FreeNoise is engaged
-    (switching it on or off replaces the motion blocks, whose new ``ff`` need wrapping)."""
-    import torch
-
-    state = (frames, tokens, rebuilt)
-    if getattr(unet, "_cinekit_ff_state", None) == state:
-        return
-    unet._cinekit_ff_state = state
-
-    for name, block in unet.named_modules():
-        ff = getattr(block, "ff", None)
-        if ff is None or not type(block).__name__.endswith("TransformerBlock"):
-            continue
-        size = (tokens if "motion_modules" in name else frames) if frames else None
-        if not hasattr(ff, "_cinekit_chunk"):
-            inner = ff.forward
-
-            def forward(hidden_states, *args, _ff=ff, _inner=inner, **kwargs):
-                size = _ff._cinekit_chunk
-                if size and getattr(_ff, "_cinekit_window", None) and hidden_states.ndim == 3:
-                    size = motion_ff_rows(hidden_states.shape, size, _ff._cinekit_window)
-                if not size or hidden_states.shape[0] <= size:
-                    return _inner(hidden_states, *args, **kwargs)
-                return torch.cat([_inner(part, *args, **kwargs) for part in hidden_states.split(size, 0)])
-
-            ff.forward = forward
-        ff._cinekit_chunk = size
-        ff._cinekit_window = frames if "motion_modules" in name else None
-
-
-def motion_ff_rows(shape, rows: int, window: int) -> int:
-    """Rows per slice of a motion block's feed-forward input ``(batch x pixels, frames, C)``.
-
-    With FreeNoise the windows are fused *before* the feed-forward, which then runs on every
-    frame of the clip at once: its GEGLU activations (``8 x C`` floats per token) were the
-    largest part of a long clip's own growth (about 0.26 MB per frame on the tiny models at
-    128x128, 40 % of the UNet's). Slicing the rows so that a slice never holds more tokens
-    than ``rows`` rows of one ``window`` keeps that peak the same as a one-window clip's; the
-    feed-forward is per token, so the values are the same."""
-    batch, seq = int(shape[0]), int(shape[1])
-    if seq <= window:             # one window (or FreeNoise off): rows as before
-        return rows
-    return max(1, min(batch, rows) * window // seq)
 
 
 def _release_shared_text_encoder_lora(pipe, path: Path) -> None:
