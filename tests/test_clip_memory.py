@@ -102,3 +102,41 @@ def test_a_long_clip_runs_on_uint8_control_and_chunked_decode(engine):
     assert embedded and {d for d, _ in embedded} == {torch.float32} and max(n for _, n in embedded) == 16
     assert decoded == [8, 8, 4]
     assert "prepare_video" not in pipe.__dict__
+
+
+def test_motion_feed_forward_never_sees_more_tokens_than_one_window(engine):
+    """With FreeNoise the windows are fused before each motion block's feed-forward, which then
+    ran on every frame of the clip (its GEGLU activations were the largest per-frame part of a
+    long clip's own memory). In a real 40-frame render (window 16) the GEGLU of every motion
+    block receives at most one window's tokens (rows x frames <= batch rows x 16), the clip's
+    frames do reach it (sliced by rows, not by frames), and the frames are the bytes of the same
+    render with forward chunking off."""
+    from cinekit.engines.clip_memory import motion_ff_rows
+
+    assert motion_ff_rows((512, 120, 8), 4096, 16) == 68          # 512 x 16 // 120
+    assert motion_ff_rows((512, 16, 8), 4096, 16) == 4096          # one window: rows as before
+    assert motion_ff_rows((8192, 120, 8), 4096, 16) == 546         # rows cap first, then the window
+
+    seen: list[tuple[int, int]] = []
+
+    def hook(p, _plan):
+        for name, module in p.unet.named_modules():
+            if "motion_modules" in name and name.endswith("ff.net.0"):
+                handles.append(module.register_forward_pre_hook(
+                    lambda _m, a: seen.append((int(a[0].shape[0]), int(a[0].shape[1])))))
+
+    handles: list = []
+    opts = {"ip_adapter": 0.0, "reference_attention": 0.0}
+    engine.pipeline_hooks.append(hook)
+    try:
+        res = render(engine, clip_job(40, steps=1, guidance=5.0, options=opts))
+    finally:
+        engine.pipeline_hooks.remove(hook)
+        for h in handles:
+            h.remove()
+    batch = 2 * 8 * 8                                   # guidance x latent pixels of 64x64
+    assert res.info["windows"]["free_noise"] and res.info["memory"]["forward_chunking"]
+    assert seen and any(f == 40 for _, f in seen)       # the fused full-clip feed-forward ran
+    assert max(r * f for r, f in seen) <= batch * 16    # ... on one window's tokens at most
+    whole = render(engine, clip_job(40, steps=1, guidance=5.0, options={**opts, "forward_chunking": False}))
+    assert np.array_equal(res.frames, whole.frames)

@@ -6,7 +6,9 @@ own handling of whole-clip tensors around them. Three pieces, each giving the sa
 
 - ``Uint8Control``: the pose frames travel as uint8, made float per ControlNet slice;
 - ``ChannelsLastCond``: the channels-last copy of those frames is made per slice, not kept;
-- ``decode_frames``: the VAE decodes chunk by chunk straight to uint8 frames.
+- ``decode_frames``: the VAE decodes chunk by chunk straight to uint8 frames;
+- ``chunk_feed_forward``: the transformer blocks' feed-forward on slices; the motion blocks'
+  (which FreeNoise runs on the whole fused clip) to one window's tokens (``motion_ff_rows``).
 
 Measured on the tiny models (``benchmarks/bench_clip.py``): a 120-frame clip's own growth over
 the loaded pipeline went from 4.1x a 16-frame one's to the ratio that bench reports.
@@ -110,3 +112,56 @@ def decode_frames(pipe, latents, chunk: int) -> np.ndarray:
                 out = np.empty((b * f, *video.shape[1:]), np.uint8)
             out[i : i + len(video)] = (np.clip(video, 0.0, 1.0) * 255.0).round().astype(np.uint8)
     return out
+
+
+def chunk_feed_forward(unet, frames: int | None, tokens: int = 4096, rebuilt: bool = False) -> None:
+    """Run every transformer block's feed-forward on slices of the batch (memory, same math).
+
+    Spatial blocks see ``(batch x frames, tokens, C)``: slices of ``frames`` rows (frames); motion
+    blocks see ``(batch x pixels, frames, C)``: slices of ``tokens`` rows, fewer when FreeNoise hands
+    them the whole fused clip (``motion_ff_rows``: one window's tokens at most). ``None`` turns it off.
+    diffusers' ``enable_forward_chunking`` needs sizes that divide the batch and would also chunk
+    the one-frame reference pass; this wraps ``ff.forward`` per instance (module names unchanged,
+    so LoRA and IP-Adapter loading are unaffected). ``rebuilt``: whether FreeNoise is engaged
+    (switching it on or off replaces the motion blocks, whose new ``ff`` need wrapping)."""
+    import torch
+
+    state = (frames, tokens, rebuilt)
+    if getattr(unet, "_cinekit_ff_state", None) == state:
+        return
+    unet._cinekit_ff_state = state
+
+    for name, block in unet.named_modules():
+        ff = getattr(block, "ff", None)
+        if ff is None or not type(block).__name__.endswith("TransformerBlock"):
+            continue
+        size = (tokens if "motion_modules" in name else frames) if frames else None
+        if not hasattr(ff, "_cinekit_chunk"):
+            inner = ff.forward
+
+            def forward(hidden_states, *args, _ff=ff, _inner=inner, **kwargs):
+                size = _ff._cinekit_chunk
+                if size and getattr(_ff, "_cinekit_window", None) and hidden_states.ndim == 3:
+                    size = motion_ff_rows(hidden_states.shape, size, _ff._cinekit_window)
+                if not size or hidden_states.shape[0] <= size:
+                    return _inner(hidden_states, *args, **kwargs)
+                return torch.cat([_inner(part, *args, **kwargs) for part in hidden_states.split(size, 0)])
+
+            ff.forward = forward
+        ff._cinekit_chunk = size
+        ff._cinekit_window = frames if "motion_modules" in name else None
+
+
+def motion_ff_rows(shape, rows: int, window: int) -> int:
+    """Rows per slice of a motion block's feed-forward input ``(batch x pixels, frames, C)``.
+
+    With FreeNoise the windows are fused *before* the feed-forward, which then runs on every
+    frame of the clip at once: its GEGLU activations (``8 x C`` floats per token) were the
+    largest part of a long clip's own growth (about 0.26 MB per frame on the tiny models at
+    128x128, 40 % of the UNet's). Slicing the rows so that a slice never holds more tokens
+    than ``rows`` rows of one ``window`` keeps that peak the same as a one-window clip's; the
+    feed-forward is per token, so the values are the same."""
+    batch, seq = int(shape[0]), int(shape[1])
+    if seq <= window:             # one window (or FreeNoise off): rows as before
+        return rows
+    return max(1, min(batch, rows) * window // seq)

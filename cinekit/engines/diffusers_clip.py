@@ -42,7 +42,8 @@ Refine (``refine: 0..1``): AnimateDiffVideoToVideoControlNetPipeline over the pu
 clip, strength = ``refine``, the pose ControlNet kept.
 
 Memory: VAE decode in chunks of ``decode_chunk_size`` frames, feed-forward chunking of the
-UNet's transformer blocks, ``--low-vram`` = model CPU offload on CUDA (done by the loader).
+UNet's transformer blocks (the motion blocks' to one window's tokens: FreeNoise runs it on the
+whole fused clip), ``--low-vram`` = model CPU offload on CUDA (done by the loader).
 SDXL model sets cannot render clips: diffusers 0.42 has no AnimateDiff SDXL pipeline with
 ControlNet (and FreeNoise is not implemented for SDXL), so ``check_inputs`` refuses them.
 """
@@ -57,7 +58,12 @@ from typing import Any
 from cinekit.engines import continuity
 from cinekit.engines import diffusers_common as common
 from cinekit.engines.base import ProgressFn, RenderResult
-from cinekit.engines.clip_memory import ChannelsLastCond, Uint8Control, decode_frames
+from cinekit.engines.clip_memory import (
+    ChannelsLastCond,
+    Uint8Control,
+    chunk_feed_forward,
+    decode_frames,
+)
 from cinekit.engines.frame_split import split_spatial_layers
 from cinekit.engines.freenoise import WindowPlan, resolve_plan
 from cinekit.errors import EngineError, UserError
@@ -344,40 +350,6 @@ def pristine_copy(unet):
     clean.load_state_dict(state, strict=True)
     param = next(unet.parameters())
     return clean.to(device=param.device, dtype=param.dtype)
-
-
-def chunk_feed_forward(unet, frames: int | None, tokens: int = 4096, rebuilt: bool = False) -> None:
-    """Run every transformer block's feed-forward on slices of the batch (memory, same math).
-
-    Spatial blocks see ``(batch x frames, tokens, C)``: slices of ``frames`` rows (frames); motion
-    blocks see ``(batch x pixels, frames, C)``: slices of ``tokens`` rows. ``None`` turns it off.
-    diffusers' ``enable_forward_chunking`` needs sizes that divide the batch and would also chunk
-    the one-frame reference pass; this wraps ``ff.forward`` per instance (module names unchanged,
-    so LoRA and IP-Adapter loading are unaffected). ``rebuilt``: whether FreeNoise is engaged
-    (switching it on or off replaces the motion blocks, whose new ``ff`` need wrapping)."""
-    import torch
-
-    state = (frames, tokens, rebuilt)
-    if getattr(unet, "_cinekit_ff_state", None) == state:
-        return
-    unet._cinekit_ff_state = state
-
-    for name, block in unet.named_modules():
-        ff = getattr(block, "ff", None)
-        if ff is None or not type(block).__name__.endswith("TransformerBlock"):
-            continue
-        size = (tokens if "motion_modules" in name else frames) if frames else None
-        if not hasattr(ff, "_cinekit_chunk"):
-            inner = ff.forward
-
-            def forward(hidden_states, *args, _ff=ff, _inner=inner, **kwargs):
-                size = _ff._cinekit_chunk
-                if not size or hidden_states.shape[0] <= size:
-                    return _inner(hidden_states, *args, **kwargs)
-                return torch.cat([_inner(part, *args, **kwargs) for part in hidden_states.split(size, 0)])
-
-            ff.forward = forward
-        ff._cinekit_chunk = size
 
 
 def _release_shared_text_encoder_lora(pipe, path: Path) -> None:
