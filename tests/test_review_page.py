@@ -108,12 +108,12 @@ def test_page_flags_failing_shot_compares_engines_and_shows_reference_art(dailie
     assert cards == {"s010": "card", "s020": "card failed"}
     assert set(dom.flags) == {"s020"} and "FAILED 1 gate(s): flicker" in dom.flags["s020"]
     assert dom.find("span", class_="fails")[0]["data-failing"] == "1"
-    # A/B: A = the newest render (puppet), B = the other engine's
     abs_ = dom.find("div", class_="ab")
-    assert [(a["data-a"], a["data-b"]) for a in abs_] == [("puppet", "previz")] * 2
-    assert dom.find("img", data_shot="s010")[0]["src"] == "ep/puppet/s010.png"
-    assert dom.find("img", data_compare="s010")[0]["src"] == "ep/s010.png"
-    assert dom.find("video", data_compare="s020")[0]["src"] == "ep/s020.mp4"
+    # A is the shot's own engine (previz here), B the newer `render --engine puppet`
+    assert [(a["data-a"], a["data-b"]) for a in abs_] == [("previz", "puppet")] * 2
+    assert dom.find("img", data_shot="s010")[0]["src"] == "ep/s010.png"
+    assert dom.find("img", data_compare="s010")[0]["src"] == "ep/puppet/s010.png"
+    assert dom.find("video", data_compare="s020")[0]["src"] == "ep/puppet/s020.mp4"
     refs = {a["data-reference"]: a["src"] for a in dom.find("img") if "data-reference" in a}
     assert set(refs) == {"ann", "bob"} and all(s.startswith("data:image/png;base64,") for s in refs.values())
     # the CLI says what each warning is
@@ -155,6 +155,11 @@ def test_review_page_in_headless_chromium(dailies):
         refs = page.eval("[...document.querySelectorAll('img[data-reference]')].map(i => "
                          "[i.dataset.reference, i.naturalWidth, i.closest('.gallery').dataset.character])")
         assert sorted(r[0] for r in refs) == ["ann", "bob"] and all(r[1] > 0 and r[0] == r[2] for r in refs)
+        # B lies exactly over A's picture (not stretched over the slider and labels below it)
+        boxes = page.eval("""[...document.querySelectorAll('.ab')].map(ab => ['.a-side', '.b-side'].map(s => {
+            const r = ab.querySelector(s + ' img, ' + s + ' video').getBoundingClientRect();
+            return [r.x, r.y, r.width, r.height]; }))""")
+        assert boxes and all(np.allclose(a, b, atol=1) for a, b in boxes), boxes
         # the A/B slider changes the image: all B at 0, all A at 100, half and half at 50
         sel = '[data-card="s010"] .ab'
         views = {}

@@ -158,7 +158,10 @@ def collect(project, out_dir: Path | None = None,
             engine = shot.engine or shot_list.defaults.engine or getattr(project.config.engines, shot.kind)
             entry = ShotEntry(rel, shot.id, shot.kind, shot.prompt, shot.duration, engine,
                               [c.name for c in shot.characters])
-            every = renders.get((rel, shot.id), [])
+            # A is the shot's own engine's newest render (what `cinekit render` makes); renders by
+            # other engines (`render --engine X`, newer or not) are the B side of the compare
+            every = sorted(renders.get((rel, shot.id), []),
+                           key=lambda h: h[1].get("job", {}).get("engine") != engine)
             hits = [h for h in every if _exists(_files_of(*h, shot.kind)[0])] or every   # newest that is there
             if not hits:
                 warnings.append(ReportWarning(f"{rel}: {shot.id}: not rendered yet (no output in {project.rel(out_dir)})",

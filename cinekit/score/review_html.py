@@ -41,8 +41,8 @@ border-radius:2px;margin-right:1px;vertical-align:middle}.gallery{display:flex;f
 .thumb{background:var(--card);border-radius:6px;padding:6px;text-align:center;font-size:12px;color:var(--dim)}
 .thumb img{height:160px;display:block;margin-bottom:4px}.thumb.ref{border:2px solid #8ab4f8;color:#8ab4f8}
 .thumb.ref img{background:repeating-conic-gradient(#2a2e36 0 25%,#20242b 0 50%) 0 0/16px 16px}
-.ab{position:relative}.ab .b-side{position:absolute;inset:0;clip-path:inset(0 0 0 var(--pos,50%))}
-.ab .b-side img,.ab .b-side video{height:100%}
+.ab .stage{position:relative}.ab .b-side{position:absolute;inset:0;clip-path:inset(0 0 0 var(--pos,50%))}
+.ab .b-side img,.ab .b-side video{width:100%;height:100%;object-fit:contain}
 .ab input{width:100%;margin:0;display:block;accent-color:#8ab4f8}
 .ab .labels{display:flex;justify-content:space-between;font-size:12px;color:var(--dim);padding:0 10px}
 ul.warn{color:#f0c36d}.warn .what{color:var(--dim)}a{color:#8ab4f8}
@@ -122,7 +122,9 @@ def compare(e, page_dir: Path) -> str:
     """A over B with a slider (B: the first other render of the shot: another engine or folder)."""
     b = e.alternatives[0]
     return (f'<div class="ab" data-a="{html.escape(e.label)}" data-b="{html.escape(b.label)}">'
-            f'<div class="a-side">{media(e, page_dir)}</div><div class="b-side">{media(b, page_dir, False)}</div>'
+            # B lies exactly over A's picture (the stage), not over the slider and labels below it
+            f'<div class="stage"><div class="a-side">{media(e, page_dir)}</div>'
+            f'<div class="b-side">{media(b, page_dir, False)}</div></div>'
             f'<input type="range" min="0" max="100" value="50" aria-label="A/B compare: {html.escape(e.shot_id)}">'
             f'<div class="labels"><span>A: {html.escape(e.label)}</span><span>B: {html.escape(b.label)}</span></div>'
             f'</div>')
