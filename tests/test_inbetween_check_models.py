@@ -162,3 +162,7 @@ def test_a_sparsectrl_path_that_is_not_a_sparsectrl_folder(tmp_path, monkeypatch
     (folder / "diffusion_pytorch_model.safetensors").unlink()
     result = _run(root, monkeypatch, "models", "check")
     assert "has no weight file" in result.output, result.output
+    (folder / "diffusion_pytorch_model.safetensors").write_bytes(b"")
+    (folder / "config.json").write_text(json.dumps({"_class_name": "SparseControlNetModel", "cross_attention_dim": 2048}))
+    result = _run(root, monkeypatch, "models", "check")
+    assert "SparseCtrl cross_attention_dim 2048 does not match the base UNet's 768" in result.output, result.output
