@@ -127,3 +127,32 @@ def test_a_missing_sparsectrl_folder_is_a_clear_error(keyed, monkeypatch):
     monkeypatch.setattr(engine.loader, "modelset", lambda name: ms.model_copy(update={"sparsectrl": "models/nope"}))
     with pytest.raises(UserError, match="sparsectrl: cannot load models/nope"):
         engine.render(clip_job(records))
+
+
+def test_check_reads_the_frame_limit_the_render_enforces(keyed):
+    """`cinekit check` (inbetween.check) and the render agree: a real SparseCtrl folder passes the
+    model-set check, and the check's frame limit is the loaded model's, one frame over refused."""
+    import contextlib
+    import dataclasses
+    import types
+    from pathlib import Path
+
+    import torch
+
+    from cinekit.engines.model_check import check_model_set
+    from cinekit.errors import UserError
+    from cinekit.inbetween.check import sparsectrl_frames
+    from cinekit.inbetween.sparsectrl import condition_on_keys
+
+    engine, records, _, _ = keyed
+    root = Path(engine.runtime.project.root)
+    ms = engine.loader.modelset("tiny")
+    assert [p for p in check_model_set("tiny", ms, root) if "sparsectrl" in p.field] == []
+    limit = sparsectrl_frames(root / ms.sparsectrl)
+    pipe = types.SimpleNamespace(unet=types.SimpleNamespace(dtype=torch.float32))
+    job = dataclasses.replace(clip_job(records), frames=limit + 1)
+    with contextlib.ExitStack() as stack, pytest.raises(UserError, match=f"{limit + 1} frames; SparseCtrl conditions "
+                                                                          f"at most {limit} frames"):
+        condition_on_keys(stack, engine, pipe, job, "cpu")
+    model = engine._sparsectrl[str((root / ms.sparsectrl).resolve())]
+    assert limit == model.config.motion_max_seq_length == 32

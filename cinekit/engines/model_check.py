@@ -272,6 +272,9 @@ def check_model_set(name: str, modelset: "ModelSet", root: Path, *, allow_pickle
                                     f"motion adapter blocks {cfg.get('block_out_channels')} do not match the UNet's "
                                     f"{unet_cfg.get('block_out_channels')}"))
 
+    if modelset.sparsectrl:
+        out += _check_sparsectrl(name, modelset.sparsectrl, root, unet_cfg, allow_pickle)
+
     if modelset.scheduler:
         import diffusers
 
@@ -279,6 +282,34 @@ def check_model_set(name: str, modelset: "ModelSet", root: Path, *, allow_pickle
             out.append(_problem(root, name, "scheduler", f"unknown scheduler {modelset.scheduler!r}",
                                 "a diffusers scheduler class name, e.g. DDIMScheduler, EulerAncestralDiscreteScheduler"))
     return out
+
+
+def _check_sparsectrl(name, value: str, root: Path, unet_cfg, allow_pickle) -> list[Problem]:
+    """``sparsectrl:`` is what ``SparseControlNetModel.from_pretrained`` loads for drawn keys
+    (cinekit.inbetween.sparsectrl): a folder with its config.json and weights."""
+    hint = "a diffusers SparseControlNetModel folder (config.json + weights), e.g. AnimateDiff v3's RGB or scribble model"
+    p, _ = resolve_model_path(value, root)
+    if p is None:
+        return [_missing(root, name, "sparsectrl", value)]
+    if not p.is_dir():
+        return [_problem(root, name, "sparsectrl", f"{value!r} is not a folder", hint)]
+    cfg = _read_json(p / "config.json")
+    if cfg is None:
+        return [_problem(root, name, "sparsectrl", f"{p} has no config.json", hint)]
+    kind = cfg.get("_class_name")
+    if kind not in (None, "SparseControlNetModel"):
+        return [_problem(root, name, "sparsectrl", f"{p} holds a {kind}, not a SparseControlNetModel", hint)]
+    safe, pick = weight_files(p)
+    if not safe and pick and not allow_pickle:
+        return [_problem(root, name, "sparsectrl", f"{p} holds only pickle weights ({pick[0].name})",
+                         "convert to .safetensors, or pass --allow-pickle")]
+    if not safe and not pick:
+        return [_problem(root, name, "sparsectrl", f"{p} has no weight file", hint)]
+    if unet_cfg and cfg.get("cross_attention_dim") not in (None, unet_cfg.get("cross_attention_dim")):
+        return [_problem(root, name, "sparsectrl", f"SparseCtrl cross_attention_dim {cfg.get('cross_attention_dim')} "
+                         f"does not match the base UNet's {unet_cfg.get('cross_attention_dim')}",
+                         "use the SparseCtrl model made for this family (AnimateDiff v3: SD 1.5)")]
+    return []
 
 
 def ip_adapter_paths(modelset: "ModelSet", root: Path) -> tuple[Path | None, Path | None, Path | None]:

@@ -5,11 +5,18 @@ Rules (docs/inbetween.md): keys belong to clips; each key's time lies inside the
 image is the whole frame at its time, so two keys cannot share one); the image lies inside the
 project, is readable and exactly the shot's size; ``character`` names one of the shot's
 characters (it may be left out when the shot has exactly one); ``pose`` is a library pose.
+On the diffusers clip engine the shot's model set needs ``sparsectrl:`` and the shot may have at
+most the SparseCtrl model's ``motion_max_seq_length`` frames (what ``inbetween.sparsectrl``
+refuses at render time, found here first).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+SPARSECTRL_FRAMES = 32   # AnimateDiff v3 SparseCtrl's motion_max_seq_length (when its config is unreadable)
+SPARSECTRL_HINT = ("add `sparsectrl: PATH` (a SparseControlNetModel folder: the RGB or scribble model) "
+                   "to the model set, or render the shot with the puppet engine")
 
 
 def key_frame(at: float, fps: float) -> int:
@@ -18,7 +25,7 @@ def key_frame(at: float, fps: float) -> int:
 
 
 def check_keys(check, doc, at: tuple, shot, list_path: Path, width: int, height: int, fps: float,
-               frames: int, engine: str, library: dict) -> None:
+               frames: int, engine: str, library: dict, model: str | None = None) -> None:
     """Adds located problems about ``shot.keys`` to ``check`` (a ``spec.validate._Checker``)."""
     if not shot.keys:
         return
@@ -29,6 +36,8 @@ def check_keys(check, doc, at: tuple, shot, list_path: Path, width: int, height:
     if engine == "previz":
         check.warn(doc, at + ("keys",), "the previz engine draws the pose track only; the key drawings pose it but "
                    "are not shown", "render the shot with the puppet or diffusers engine to see the drawings")
+    if engine == "diffusers":
+        _check_sparsectrl(check, doc, at, shot, frames, model)
     names = [c.name for c in shot.characters]
     if not names:
         check.error(doc, at + ("keys",), "drawn keys pose the shot's characters, and this shot has none",
@@ -74,3 +83,34 @@ def check_keys(check, doc, at: tuple, shot, list_path: Path, width: int, height:
             elif isinstance(info, ImageInfo) and (info.width, info.height) != (width, height):
                 check.error(doc, loc + ("image",), f"key image is {info.width}x{info.height}; the shot is {width}x{height}",
                             "draw each key over the whole frame, at the shot's size")
+
+
+def sparsectrl_frames(folder: Path | None) -> int:
+    """The most frames the SparseCtrl model at ``folder`` conditions at once (its config's
+    ``motion_max_seq_length``, as the render reads it from the loaded model)."""
+    import json
+
+    try:
+        return int(json.loads((folder / "config.json").read_text())["motion_max_seq_length"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return SPARSECTRL_FRAMES
+
+
+def _check_sparsectrl(check, doc, at: tuple, shot, frames: int, model: str | None) -> None:
+    """A keyed diffusers clip needs its model set's ``sparsectrl:`` and fits in the model's frames."""
+    from cinekit.engines.model_check import resolve_model_path
+
+    models = check.project.config.models
+    name = model if model is not None else (next(iter(models)) if len(models) == 1 else None)
+    if name not in models:
+        return                  # an unknown or missing model set is reported with the shot's model
+    ms = models[name]
+    if not ms.sparsectrl:
+        check.error(doc, at + ("keys",), f"drawn keys on a diffusers clip need a SparseCtrl model; model set "
+                    f"{name!r} has no `sparsectrl:`", SPARSECTRL_HINT)
+        return
+    limit = sparsectrl_frames(resolve_model_path(ms.sparsectrl, check.project.root)[0])
+    if frames > limit:
+        loc = at + ("duration",) if shot.duration is not None else at + ("keys",)
+        check.error(doc, loc, f"{frames} frames; SparseCtrl conditions at most {limit} frames at once "
+                    "(drawn keys on the diffusers clip engine)", "split the shot at a key, or lower its fps")

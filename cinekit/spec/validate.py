@@ -331,7 +331,7 @@ def _check_shotlist(check: _Checker, doc: YamlDoc, shot_list: ShotList, path: Pa
         if shot.keys:  # drawn keys (cinekit.inbetween)
             from cinekit.inbetween.check import check_keys
 
-            check_keys(check, doc, at, shot, path, width, height, fps, frames, engine, poses)
+            check_keys(check, doc, at, shot, path, width, height, fps, frames, engine, poses, model=model)
         from cinekit.acting.checks import check_shot_acting
 
         check_shot_acting(check, doc, at, shot, path)   # expressions, dialogue lines, audio, footage
