@@ -142,7 +142,7 @@ def _label(record: dict, folder: str = "") -> str:
 
 def collect(project, out_dir: Path | None = None,
             compare: tuple[Path, ...] = ()) -> tuple[list[tuple[str, list[ShotEntry]]], list[ReportWarning]]:
-    """The shots of every list in order, each joined with its newest render in ``out_dir`` and,
+    """The shots of every list in order, each joined with its own engine's newest render in ``out_dir`` and,
     as alternatives for the A/B compare, its other renders there and its renders in ``compare``."""
     out_dir = Path(out_dir) if out_dir is not None else project.output_dir
     warnings = [ReportWarning(p.format(), "project") for p in project.warnings]
