@@ -289,3 +289,88 @@ def test_yaml_edit_adds_one_line_and_keeps_the_rest(text, expected):
     assert changed and new == expected
     assert yaml.safe_load(new)["lora"][-1] == entry
     assert add_entry(new, "lora", entry, same=lambda it: it.get("file") == "n.safetensors") == (new, False)
+
+
+def _checkpoint_step(root: Path) -> int:
+    return int(torch.load(root / ".cinekit-cache" / "train" / "ann-lora" / "checkpoint.pt", weights_only=True)["step"])
+
+
+def test_ctrl_c_saves_the_finished_step_and_resumes_to_the_same_weights(base, tmp_path):
+    """A real `cinekit train` process gets SIGINT after its first logged step: it saves the step it
+    finished (--checkpoint-every 100 would have saved nothing), says how to resume, exits 130 with
+    no traceback; the same command again ends bit-identical to an uninterrupted run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from safetensors.torch import load_file
+    from typer.testing import CliRunner
+
+    from cinekit.cli import app
+
+    root = write_train_project(tmp_path / "proj", base)
+    args = ["train", "ann", "--project", str(root), "--steps", "8", "--lr", "1e-2", "--rank", "4", "--size", "64",
+            "--variants", "1", "--poses", "0", "--ci", "--device", "cpu"]
+    whole = CliRunner().invoke(app, args + ["--out", str(root / "loras" / "whole.safetensors")])
+    assert whole.exit_code == 0, whole.output
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-m", "cinekit", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=env)
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if line.startswith("step 1/8"):
+            proc.send_signal(signal.SIGINT)
+            break
+    out = " ".join(("".join(seen) + proc.stdout.read()).split())
+    assert proc.wait(timeout=120) == 130, out
+    assert "Traceback" not in out and "KeyboardInterrupt" not in out, out
+    m = re.search(r"interrupted \(SIGINT\): saved a checkpoint at step (\d+)/8; run the same command again to resume",
+                  out)
+    assert m, out
+    saved = int(m.group(1))
+    assert 1 <= saved < 8 and _checkpoint_step(root) == saved
+    assert not (root / "loras" / "ann.safetensors").exists()
+    resumed = CliRunner().invoke(app, args)
+    assert resumed.exit_code == 0, resumed.output
+    assert f"resumed at {saved}" in resumed.output
+    a, b = load_file(str(root / "loras" / "whole.safetensors")), load_file(str(root / "loras" / "ann.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_sigterm_mid_step_finishes_saves_and_resumes_exactly(tmp_path):
+    """SIGTERM (a scheduler stopping the job) arriving inside step 3's forward pass: the step is
+    finished and saved, the loop returns interrupted; resumed, it ends where an unstopped run ends."""
+    import os
+    import signal
+
+    from cinekit.train.interrupt import exit_code
+    from cinekit.train.loop import run_loop
+
+    def run(work: Path, kill_at: int | None = None):
+        w = torch.zeros(3, requires_grad=True)
+        calls = [0]
+
+        def loss_fn(rng):
+            calls[0] += 1
+            if calls[0] == kill_at:
+                os.kill(os.getpid(), signal.SIGTERM)      # handled at once: sets the flag
+            return ((w - torch.randn(3, generator=rng)) ** 2).sum()
+
+        r = run_loop(params={"w": w}, loss_fn=loss_fn, steps=6, lr=0.1, seed=1, device="cpu", dtype=torch.float32,
+                     work=work, fingerprint="f", checkpoint_every=100)
+        return r, w.detach().clone()
+
+    whole, w_whole = run(tmp_path / "a")
+    stopped, _ = run(tmp_path / "b", kill_at=3)
+    assert stopped.interrupted == signal.SIGTERM and stopped.stopped and stopped.steps == 3
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL          # handlers restored
+    assert torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["step"] == 3
+    resumed, w_resumed = run(tmp_path / "b")
+    assert resumed.resumed_from == 3 and resumed.interrupted is None
+    assert resumed.losses == whole.losses and torch.equal(w_resumed, w_whole)
+    assert exit_code(signal.SIGTERM) == 143 and exit_code(signal.SIGINT) == 130

@@ -45,6 +45,7 @@ class _Bar:
     def close(self) -> None:
         if self._bars is not None:
             self._bars.stop()
+            self._bars = self._task = None
 
 
 def register(app: typer.Typer) -> None:
@@ -96,6 +97,13 @@ def register(app: typer.Typer) -> None:
         try:
             outcome = run(runtime, name, options, model=model, out=out, write=write, dry_run=dry_run, progress=bar,
                           stop_after=stop_after, restart=restart)
+        except KeyboardInterrupt:
+            # Ctrl-C outside the step loop (loading, encoding, writing the file): nothing new to save
+            if bar is not None:
+                bar.close()
+            console().print("interrupted: run the same command again to resume (from the last checkpoint, if any)",
+                            highlight=False)
+            raise typer.Exit(130) from None
         finally:
             if bar is not None:
                 bar.close()
@@ -104,6 +112,14 @@ def register(app: typer.Typer) -> None:
             return
         loop = outcome.result.loop
         if outcome.result.path is None:
+            if loop.interrupted is not None:
+                import signal
+
+                from cinekit.train.interrupt import exit_code
+
+                console().print(f"interrupted ({signal.Signals(loop.interrupted).name}): saved a checkpoint at step "
+                                f"{loop.steps}/{steps}; run the same command again to resume", highlight=False)
+                raise typer.Exit(exit_code(loop.interrupted))
             console().print(f"stopped after step {loop.steps}/{steps}: run the same command again to resume")
             return
         k = max(1, len(loop.losses) // 10)

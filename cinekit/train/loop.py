@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from cinekit.train import checkpoint
+from cinekit.train.interrupt import StopSignals
 
 
 @dataclass
@@ -22,7 +23,8 @@ class LoopResult:
     losses: list[float]
     steps: int                       # steps done in total (incl. before a resume)
     resumed_from: int = 0
-    stopped: bool = False            # stopped early (``stop_after``): resumable
+    stopped: bool = False            # stopped early (``stop_after`` or a signal): resumable
+    interrupted: int | None = None   # the signal (SIGINT / SIGTERM) that stopped it, saved at ``steps``
     loop_seconds: float = 0.0        # wall time of the steps run in this process
     steps_run: int = 0
     optimizer: str = ""
@@ -55,7 +57,9 @@ def run_loop(*, params: dict, loss_fn: Callable, steps: int, lr: float, seed: in
 
     ``after_update`` runs after each optimizer step (textual inversion restores frozen rows);
     ``after_step(step)`` after each step's bookkeeping (sample grids); ``stop_after``: save a
-    checkpoint and return after that many steps in this process (a simulated kill)."""
+    checkpoint and return after that many steps in this process (a simulated kill). SIGINT /
+    SIGTERM during the loop: the step in progress is finished, saved, and the loop returns with
+    ``interrupted`` set (``interrupt.StopSignals``); on the last step the run just completes."""
     import torch
 
     rng = torch.Generator("cpu").manual_seed(seed)
@@ -79,26 +83,28 @@ def run_loop(*, params: dict, loss_fn: Callable, steps: int, lr: float, seed: in
 
     result = LoopResult(losses, start, resumed_from=start, optimizer=opt_name)
     t0 = time.perf_counter()
-    for step in range(start + 1, steps + 1):
-        with torch.autocast("cuda", dtype=dtype, enabled=autocast):
-            loss = loss_fn(rng)
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
-        opt.zero_grad(set_to_none=True)
-        if after_update is not None:
-            after_update()
-        losses.append(float(loss.detach()))
-        result.steps, result.steps_run = step, result.steps_run + 1
-        if progress is not None:
-            progress(step, steps, losses[-1])
-        if after_step is not None:
-            after_step(step)
-        stopping = stop_after is not None and result.steps_run >= stop_after and step < steps
-        if stopping or (checkpoint_every and step % checkpoint_every == 0 and step < steps):
-            save(step)
-        if stopping:
-            result.stopped = True
-            break
+    with StopSignals() as signals:
+        for step in range(start + 1, steps + 1):
+            with torch.autocast("cuda", dtype=dtype, enabled=autocast):
+                loss = loss_fn(rng)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            opt.zero_grad(set_to_none=True)
+            if after_update is not None:
+                after_update()
+            losses.append(float(loss.detach()))
+            result.steps, result.steps_run = step, result.steps_run + 1
+            if progress is not None:
+                progress(step, steps, losses[-1])
+            if after_step is not None:
+                after_step(step)
+            stopping = step < steps and (signals.signum is not None
+                                         or (stop_after is not None and result.steps_run >= stop_after))
+            if stopping or (checkpoint_every and step % checkpoint_every == 0 and step < steps):
+                save(step)
+            if stopping:
+                result.stopped, result.interrupted = True, signals.signum
+                break
     result.loop_seconds = time.perf_counter() - t0
     return result
