@@ -29,7 +29,6 @@ from typing import Any, Callable
 import numpy as np
 
 from cinekit import __version__
-from cinekit.errors import UserError
 
 CAPTURE_VERSION = "1"   # bump when cinekit's measures on the landmarks change
 
@@ -74,31 +73,7 @@ def cached_arrays(path: Path, kind: str, options: dict[str, Any], names: tuple[s
     whether a loaded entry has the expected shapes (one that fails it is computed again)."""
     if files is None or cache_dir is None:
         return compute()
-    digest = files.digest(path)
-    if digest == "missing":
-        return compute()   # the reader says what is missing
-    target = Path(cache_dir) / "capture" / f"{capture_key(digest, kind, options)}.npz"
-    try:
-        with np.load(target, allow_pickle=False) as data:
-            got = {name: data[name] for name in names}
-        if check is None or check(got):
-            return got
-    except Exception:  # noqa: BLE001 - absent, truncated or not an npz at all: computed again
-        pass
-    out = compute()
-    if not files.unchanged(path):
-        raise UserError(f"{path} changed while it was being read", hint="run the command again")
-    _save(target, out)
-    return out
+    from cinekit.render.tracks import file_cached_arrays
 
-
-def _save(target: Path, arrays: dict[str, np.ndarray]) -> None:
-    from cinekit.render.writers import atomic_path
-
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(target, suffix=".npz") as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, **arrays)
-    except Exception:  # noqa: BLE001 - a cache that cannot be written only costs time next run
-        pass
+    return file_cached_arrays(path, lambda digest: Path(cache_dir) / "capture" / f"{capture_key(digest, kind, options)}.npz",
+                              compute, names, files=files, check=check)
