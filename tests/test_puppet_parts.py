@@ -16,18 +16,12 @@ from scipy.ndimage import distance_transform_edt, label
 from cinekit.engines.puppet import PuppetEngine
 from cinekit.job import JobCharacter
 from cinekit.pose.skeleton import INDEX
+from cinekit.puppet.contact_sheet import HERO_RIG  # the hand-marked rig of real-refs/anyone-2.png
 from cinekit.spec.models import CharacterSpec
 from cinekit.testing.data import shared_data_dir
 from tests.puppet_data import DATA, make_job, make_runtime
 
 REAL = shared_data_dir() / "real-refs" / "anyone-2.png"
-HERO_RIG = {
-    "nose": [290, 150], "neck": [290, 210],
-    "right_shoulder": [215, 228], "right_elbow": [196, 318], "right_wrist": [205, 390],
-    "left_shoulder": [365, 228], "left_elbow": [385, 318], "left_wrist": [378, 395],
-    "right_hip": [257, 452], "right_knee": [255, 592], "right_ankle": [252, 742],
-    "left_hip": [325, 452], "left_knee": [330, 592], "left_ankle": [334, 742],
-}
 
 
 def hero_mask() -> np.ndarray:
